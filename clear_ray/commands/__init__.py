@@ -1,0 +1,1 @@
+"""One module per `clear-ray` subcommand: ``add_arguments(parser)`` and ``run(args)``."""

@@ -1,0 +1,293 @@
+"""Typed configuration for every clear_ray job.
+
+One pydantic model per concern, composed into one model per job. A job's settings are
+layered, later layers winning: model defaults < YAML file < ``CLEAR_RAY_*`` environment
+variables < command-line flags. They are validated once, at start, and every rejection
+names the field and the allowed range, so a typo in a 10,000-video job fails in the
+first second rather than an hour in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ENV_PREFIX = "CLEAR_RAY_"
+ENV_NESTING = "__"
+
+DEFAULT_CLEAR_PROMPT = (
+    "Please remove the subtitle text from the video while preserving the character "
+    "appearance, background composition, and color style. Do not add any new elements."
+)
+
+DEFAULT_VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".m4v", ".webm", ".avi", ".ts", ".mts", ".flv")
+
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+]
+
+
+class ConfigError(ValueError):
+    """Invalid settings. ``problems`` holds one ``"dotted.field: reason"`` line each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class StrictModel(BaseModel):
+    # Unknown keys are errors: a misspelt YAML key must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class ChunkingConfig(StrictModel):
+    """How a video is cut into model windows and blended back together."""
+
+    chunk_size: int = Field(81, ge=5, le=1001, description="frames per window; must be 4n+1")
+    overlap: int = Field(16, ge=0, description="frames shared by consecutive windows; < chunk_size")
+    blend: Literal["cosine", "linear"] = Field("cosine", description="cross-fade shape in overlaps")
+
+    @field_validator("chunk_size")
+    @classmethod
+    def _four_n_plus_one(cls, value: int) -> int:
+        # The Wan VAE compresses time 4x after the first frame: windows are 4n+1 frames.
+        if (value - 1) % 4 != 0:
+            raise ValueError(f"must be 4n+1 (e.g. 81), got {value}")
+        return value
+
+    @field_validator("overlap")
+    @classmethod
+    def _overlap_below_chunk(cls, value: int, info) -> int:
+        chunk_size = info.data.get("chunk_size")
+        if chunk_size is not None and value >= chunk_size:
+            raise ValueError(f"must be < chunk_size ({chunk_size}), got {value}")
+        return value
+
+
+class ClearConfig(StrictModel):
+    """CLEAR: Wan2.1-Fun-V1.1-1.3B-Control + the CLEAR LoRA, run through DiffSynth."""
+
+    model_dir: Path | None = Field(None, description="local dir with the Wan2.1-Fun-V1.1-1.3B-Control files")
+    lora: Path | None = Field(None, description="CLEAR LoRA checkpoint (.pt or .safetensors)")
+    lora_scale: float = Field(1.0, ge=0.0, le=2.0)
+    steps: int = Field(5, ge=1, le=100, description="flow-matching Euler steps")
+    cfg: float = Field(1.0, ge=1.0, le=20.0, description="classifier-free guidance; 1.0 = one DiT pass per step")
+    shift: float = Field(5.0, gt=0.0, le=100.0, description="sigma shift of the flow-matching schedule")
+    seed: int = Field(0, ge=0)
+    prompt: str = Field(DEFAULT_CLEAR_PROMPT, min_length=1)
+    max_area: int = Field(1280 * 720, ge=16 * 16, description="model resolution cap in pixels (W*H)")
+    tiled_vae: bool = True
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="auto = bfloat16 on CUDA, float32 on CPU"
+    )
+
+
+class LiteConfig(StrictModel):
+    """The embedded CPU remover; its tuning knobs arrive with its implementation."""
+
+
+class RemoverConfig(StrictModel):
+    backend: Literal["auto", "clear", "lite", "identity"] = Field(
+        "auto", description="auto = clear when clear.model_dir is set, else lite"
+    )
+    composite: bool = Field(
+        True, description="keep every pixel outside the remover's mask exactly the source pixel"
+    )
+    clear: ClearConfig = Field(default_factory=ClearConfig)
+    lite: LiteConfig = Field(default_factory=LiteConfig)
+
+    def resolved_backend(self) -> Literal["clear", "lite", "identity"]:
+        if self.backend != "auto":
+            return self.backend
+        return "clear" if self.clear.model_dir is not None else "lite"
+
+
+class StorageConfig(StrictModel):
+    """Where remote (fsspec) inputs and outputs live. Unset values fall back to the usual
+    AWS_* environment variables, read by s3fs/botocore themselves."""
+
+    endpoint_url: str | None = Field(None, description="S3-compatible endpoint, e.g. http://127.0.0.1:8333")
+    region: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    anon: bool = False
+
+    def s3_storage_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``s3fs.S3FileSystem`` (secrets included: never log this)."""
+        options: dict[str, Any] = {}
+        if self.anon:
+            options["anon"] = True
+        if self.access_key_id is not None:
+            options["key"] = self.access_key_id.get_secret_value()
+        if self.secret_access_key is not None:
+            options["secret"] = self.secret_access_key.get_secret_value()
+        client_kwargs: dict[str, Any] = {}
+        if self.endpoint_url:
+            client_kwargs["endpoint_url"] = self.endpoint_url
+        if self.region:
+            client_kwargs["region_name"] = self.region
+        if client_kwargs:
+            options["client_kwargs"] = client_kwargs
+        return options
+
+
+class RayConfig(StrictModel):
+    address: str | None = Field(None, description="existing cluster (auto, host:port, ray://...); None starts a local one")
+    num_gpus_per_actor: float | None = Field(
+        None, ge=0.0, le=8.0, description="None = 1 for GPU backends when the cluster has GPUs, else 0"
+    )
+    num_cpus_per_actor: float = Field(1.0, gt=0.0, le=256.0)
+    min_actors: int = Field(1, ge=1, le=10_000)
+    max_actors: int | None = Field(None, ge=1, le=10_000, description="None = as many as the cluster fits")
+    chunk_timeout_s: float = Field(1800.0, gt=0.0, description="a chunk taking longer fails its video")
+
+    @field_validator("max_actors")
+    @classmethod
+    def _max_not_below_min(cls, value: int | None, info) -> int | None:
+        min_actors = info.data.get("min_actors")
+        if value is not None and min_actors is not None and value < min_actors:
+            raise ValueError(f"must be >= min_actors ({min_actors}), got {value}")
+        return value
+
+
+class OutputConfig(StrictModel):
+    crf: int = Field(17, ge=0, le=51, description="x264 CRF; 17 is visually lossless")
+    preset: X264Preset = "medium"
+    comparison: bool = Field(False, description="also write a side-by-side before/after video")
+    max_pixels: int = Field(
+        8192 * 4320, ge=1, description="refuse frames larger than this (decompression-bomb guard)"
+    )
+
+
+class RemoveJobConfig(StrictModel):
+    """`clear-ray remove SRC DST`: remove subtitles from every video under SRC into DST."""
+
+    src: str = Field(..., min_length=1, description="file, directory, glob or s3:// prefix")
+    dst: str = Field(..., min_length=1, description="output directory or s3:// prefix")
+    remover: RemoverConfig = Field(default_factory=RemoverConfig)
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    extensions: tuple[str, ...] = Field(DEFAULT_VIDEO_EXTENSIONS, min_length=1)
+    fingerprint: Literal["stat", "content"] = Field(
+        "stat", description="stat = size + etag/mtime; content = hash of the bytes"
+    )
+    force: bool = Field(False, description="process inputs even when the manifest says done")
+    retry_failed: bool = Field(False, description="retry quarantined inputs")
+    max_attempts: int = Field(3, ge=1, le=100, description="failures before an input is quarantined")
+    quiet: bool = False
+
+    @field_validator("extensions")
+    @classmethod
+    def _dotted_lowercase(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in value)
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def load_config(
+    model: type[Model],
+    *,
+    yaml_path: str | os.PathLike | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Model:
+    """Build ``model`` from defaults < YAML < environment < ``overrides`` and validate it once.
+
+    ``overrides`` maps dotted field paths (``"chunking.chunk_size"``) to values; ``None``
+    values are skipped so unset CLI flags do not mask lower layers. Environment variables
+    look like ``CLEAR_RAY_CHUNKING__CHUNK_SIZE=81``; their values are parsed as YAML scalars.
+    Raises ConfigError with one line per problem.
+    """
+    settings: dict[str, Any] = {}
+    if yaml_path is not None:
+        settings = _read_yaml(Path(yaml_path))
+    for dotted, value in _env_settings(model, os.environ if env is None else env).items():
+        _set_dotted(settings, dotted, value)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(settings, dotted, value)
+    try:
+        return model.model_validate(settings)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+def config_fingerprint(config: BaseModel, *, include: set[str] | None = None) -> str:
+    """A short stable hash of the settings that change what a job writes (secrets excluded)."""
+    data = config.model_dump(mode="json", include=include)
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError([f"config file: {path} does not exist"])
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError([f"config file: {path} is not valid YAML ({str(error).splitlines()[0]})"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"config file: {path} must hold a mapping, got {type(data).__name__}"])
+    return data
+
+
+def _env_settings(model: type[BaseModel], env: Mapping[str, str]) -> dict[str, Any]:
+    # Only variables whose first segment names a field of this job are taken, so the
+    # variables of other jobs (training, benchmarks) can share the prefix.
+    found: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split(ENV_NESTING)
+        if parts[0] not in model.model_fields:
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        found[".".join(parts)] = value
+    return found
+
+
+def _set_dotted(settings: dict[str, Any], dotted: str, value: Any) -> None:
+    node = settings
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[leaf] = value
+
+
+def _may_echo(where: str, message: str, item: Mapping[str, Any]) -> bool:
+    # Echo the rejected value to help the user, except for credentials and values the
+    # message already quotes.
+    if "input" not in item or isinstance(item["input"], (dict, list, tuple)):
+        return False
+    return "got " not in message and "secret" not in where and "key" not in where
+
+
+def _describe(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "config"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting"
+        elif item["type"] == "missing":
+            message = "required"
+        elif _may_echo(where, message, item):
+            message = f"{message} (got {item['input']!r})"
+        problems.append(f"{where}: {message}")
+    return problems
