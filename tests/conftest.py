@@ -7,11 +7,16 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
+
+# Run as `.venv/bin/pytest` without activating the venv: subprocesses must still find
+# this environment's `clear-ray`, `ray` and `weed` executables.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 # Ray 2.60 enables token auth and would write the token under ~/.ray: give the whole
 # session (and every subprocess it starts) its own token instead.

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -38,7 +39,8 @@ class RayHead:
         self.temp_dir = Path(tempfile.mkdtemp(prefix="crh-", dir="/tmp"))
         ports = {flag: free_port() for flag in _PORT_FLAGS}
         worker_low = free_port()
-        command = [shutil.which("ray") or "ray", "start", "--head", "--block", "--disable-usage-stats",
+        ray_cli = Path(sys.executable).parent / "ray"
+        command = [str(ray_cli) if ray_cli.exists() else shutil.which("ray") or "ray", "start", "--head", "--block", "--disable-usage-stats",
                    "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", "--include-dashboard=true",
                    f"--num-cpus={self.num_cpus}", f"--num-gpus={self.num_gpus}",
                    f"--object-store-memory={self.object_store_bytes}", f"--temp-dir={self.temp_dir}",

