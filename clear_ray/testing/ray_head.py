@@ -37,14 +37,20 @@ class RayHead:
     def start(self, env: dict[str, str] | None = None) -> "RayHead":
         # Short path: Ray's unix sockets live under it and must stay < 108 characters.
         self.temp_dir = Path(tempfile.mkdtemp(prefix="crh-", dir="/tmp"))
-        ports = {flag: free_port() for flag in _PORT_FLAGS}
         worker_low = free_port()
+        worker_ports = range(worker_low, worker_low + 201)
+        ports: dict[str, int] = {}
+        for flag in _PORT_FLAGS:  # distinct, and outside the worker port range
+            port = free_port()
+            while port in worker_ports or port in ports.values():
+                port = free_port()
+            ports[flag] = port
         ray_cli = Path(sys.executable).parent / "ray"
         command = [str(ray_cli) if ray_cli.exists() else shutil.which("ray") or "ray", "start", "--head", "--block", "--disable-usage-stats",
                    "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", "--include-dashboard=true",
                    f"--num-cpus={self.num_cpus}", f"--num-gpus={self.num_gpus}",
                    f"--object-store-memory={self.object_store_bytes}", f"--temp-dir={self.temp_dir}",
-                   f"--min-worker-port={worker_low}", f"--max-worker-port={worker_low + 200}"]
+                   f"--min-worker-port={worker_ports.start}", f"--max-worker-port={worker_ports.stop - 1}"]
         command += [f"--{flag}={port}" for flag, port in ports.items()]
         self._log = open(self.temp_dir / "head.log", "wb")
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
