@@ -1,0 +1,270 @@
+"""The one compositor, and the streaming stitch of segments.
+
+Every remover's output reaches the video through ``composite_frame``:
+
+    out = src * (1 - sum_j w_j m_j) + sum_j w_j m_j * removed_j
+
+over the chunks j covering a frame (w_j its blend weight there, m_j its soft mask). Work
+is done only inside the union of the masks' bounding boxes and written back only where
+some mask is non-zero, so every other pixel is the decoded source pixel, bit-exact, and
+a frame no mask touches is passed through without any arithmetic at all.
+
+``stitch_segment`` streams one segment: one sequential exact decode of its source frames
+(a few frames decoded ahead in a thread), one frame composited at a time plus the staged
+chunks it reads, each written with its source pts. ``stitch_video`` is the single-process
+driver (tests, benchmarks): one sequential decode feeding all segments in order, staged
+chunks loaded when first needed and released as soon as no later segment reads them,
+then ``mux``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import queue
+import tempfile
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from clear_ray.chunking import (
+    BlendKind,
+    Chunk,
+    Segment,
+    blend_weights,
+    last_segment_needing,
+    plan_segments,
+)
+from clear_ray.staging import StagedChunk, StagedFrame, read_staged_chunk, staged_chunk_uri
+
+if TYPE_CHECKING:
+    from clear_ray.media import VideoInfo
+
+
+class StitchError(RuntimeError):
+    """The staged chunks and the source disagree (one-line reason)."""
+
+
+def composite_frame(source_hwc_u8: np.ndarray,
+                    layers: Sequence[tuple[float, StagedFrame]]) -> np.ndarray:
+    """Blend the staged frames ``layers`` (blend weight, staged frame) over one source frame.
+
+    Returns ``source_hwc_u8`` itself (not a copy) when no layer touches the frame."""
+    active = [(weight, frame) for weight, frame in layers if weight > 0 and not frame.empty]
+    if not active:
+        return source_hwc_u8
+    y0 = min(frame.box[0] for _, frame in active)
+    y1 = max(frame.box[1] for _, frame in active)
+    x0 = min(frame.box[2] for _, frame in active)
+    x1 = max(frame.box[3] for _, frame in active)
+    alpha_hw_f32 = np.zeros((y1 - y0, x1 - x0), np.float32)
+    replaced_hwc_f32 = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
+    for weight, frame in active:
+        fy0, fy1, fx0, fx1 = frame.box
+        # m*w/255 (not m*(w/255)): a full mask at weight 1 is exactly 1.0 in float32,
+        # so mask 1 yields the removed pixels exactly.
+        alpha_hw = frame.mask_hw_u8.astype(np.float32) * np.float32(weight) / np.float32(255)
+        if frame.pixels_mc_u8.shape[0] == alpha_hw.size:  # mask set on its whole box (a band)
+            removed_hwc_u8 = frame.pixels_mc_u8.reshape(*alpha_hw.shape, 3)
+        else:
+            removed_hwc_u8 = np.zeros((*alpha_hw.shape, 3), np.uint8)
+            removed_hwc_u8[frame.mask_hw_u8 > 0] = frame.pixels_mc_u8
+        alpha_hw_f32[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] += alpha_hw
+        replaced_hwc_f32[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] += alpha_hw[..., None] * removed_hwc_u8
+    out_hwc_u8 = source_hwc_u8.copy()
+    region_hwc_u8 = out_hwc_u8[y0:y1, x0:x1]
+    touched_hw = alpha_hw_f32 > 0
+    keep_hw1 = np.float32(1) - np.minimum(alpha_hw_f32, np.float32(1))[..., None]
+    blended_hwc_u8 = np.clip(np.rint(region_hwc_u8 * keep_hw1 + replaced_hwc_f32), 0, 255).astype(np.uint8)
+    # Written back only where some mask is set: every other pixel stays the source's.
+    np.copyto(region_hwc_u8, blended_hwc_u8, where=touched_hw[..., None])
+    return out_hwc_u8
+
+
+def frame_layers(frame_index: int, chunk_indices: Sequence[int],
+                 staged_by_chunk: Mapping[int, StagedChunk],
+                 weights: Mapping[int, np.ndarray] | Sequence[np.ndarray]) -> list[tuple[float, StagedFrame]]:
+    """(weight, staged frame) of every listed chunk whose real frames include ``frame_index``."""
+    layers = []
+    for chunk_index in chunk_indices:
+        staged = staged_by_chunk[chunk_index]
+        chunk = staged.chunk
+        if chunk.start <= frame_index < chunk.stop:
+            offset = frame_index - chunk.start
+            layers.append((float(weights[chunk_index][offset]), staged.frames[offset]))
+    return layers
+
+
+def stitch_segment(source_uri: str, info: "VideoInfo", segment: Segment,
+                   staged_by_chunk: Mapping[int, StagedChunk],
+                   weights: Mapping[int, np.ndarray] | Sequence[np.ndarray], encoder: Any, *,
+                   frame_pts: Sequence[int] | np.ndarray,
+                   storage_options: Mapping[str, Any] | None = None, decode_threads: int = 0,
+                   source_frames: Iterator[Any] | None = None) -> int:
+    """Decode, composite and encode the frames of ``segment``; returns the frame count.
+
+    ``frame_pts`` is the whole video's ``frame_timestamps``: the decoder checks every frame
+    against it, and each output frame carries its source pts. ``source_frames``, when
+    given, is an already positioned stream of decoded source frames to take the segment's
+    frames from (one sequential decode across segments, no re-seek per segment)."""
+    from clear_ray.media import iter_frames
+
+    missing = [j for j in segment.chunk_indices if j not in staged_by_chunk]
+    if missing:
+        raise StitchError(f"segment {segment.index} needs chunks {missing}, which are not staged")
+    for j in segment.chunk_indices:
+        staged = staged_by_chunk[j]
+        if (staged.height, staged.width) != (info.height, info.width):
+            raise StitchError(f"chunk {j} was staged at {staged.width}x{staged.height}, "
+                              f"the source is {info.width}x{info.height}")
+    expected = segment.start
+    options = dict(storage_options) if storage_options else None
+    own_decode: Generator[Any, None, None] | None = None
+    if source_frames is None:
+        decoded = iter_frames(source_uri, segment.start, segment.stop, start_pts=int(frame_pts[segment.start]),
+                              info=info, timestamps=frame_pts, storage_options=options, threads=decode_threads)
+        own_decode = prefetched(decoded, depth=PREFETCH_FRAMES)
+        frames: Iterator[Any] = own_decode
+    else:
+        frames = itertools.islice(source_frames, segment.stop - segment.start)
+    try:
+        for frame in frames:
+            if frame.index != expected or int(frame.pts) != int(frame_pts[expected]):
+                raise StitchError(f"segment {segment.index}: decoder returned frame {frame.index} "
+                                  f"(pts {frame.pts}) where frame {expected} (pts {frame_pts[expected]}) was due")
+            layers = frame_layers(expected, segment.chunk_indices, staged_by_chunk, weights)
+            encoder.write(int(frame.pts), composite_frame(frame.rgb_hwc_u8, layers))
+            expected += 1
+    finally:
+        if own_decode is not None:
+            own_decode.close()  # stops the decode thread now, also when compositing failed
+    if expected != segment.stop:
+        raise StitchError(f"segment {segment.index}: source ended at frame {expected}, "
+                          f"expected frames [{segment.start}, {segment.stop})")
+    return expected - segment.start
+
+
+# Frames decoded ahead of the encoder in a background thread: PyAV releases the GIL in
+# decode and colour conversion, so decoding overlaps compositing and encoding.
+PREFETCH_FRAMES = 4
+_DONE = object()
+
+
+def prefetched(items: Iterator[Any], depth: int) -> Generator[Any, None, None]:
+    """Iterate ``items`` in a background thread, at most ``depth`` items ahead. Errors in
+    the producer re-raise here; abandoning the consumer stops and closes the producer."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put((_DONE, None))
+        except BaseException as error:  # handed to the consumer
+            buffer.put((_DONE, error))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="stitch-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full buffer
+            try:
+                buffer.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        worker.join()
+
+
+@dataclass(frozen=True)
+class StitchReport:
+    out_uri: str
+    num_frames: int
+    num_segments: int
+    max_chunks_in_memory: int
+    max_staged_bytes_in_memory: int
+
+
+def stitch_video(source_uri: str, out_uri: str, chunks: Sequence[Chunk], staging_dir_uri: str, *,
+                 info: "VideoInfo | None" = None, frame_pts: Sequence[int] | np.ndarray | None = None,
+                 blend: BlendKind = "cosine", crf: int = 17, preset: str = "medium", threads: int = 1,
+                 release: Callable[[int], None] | None = None, work_dir: str | None = None,
+                 storage_options: Mapping[str, Any] | None = None) -> StitchReport:
+    """Stitch a video whose chunks are staged under ``staging_dir_uri`` and mux it to ``out_uri``.
+
+    Segments are encoded in order into a temporary directory (under ``work_dir`` if given);
+    each staged chunk is read when first needed and, once the last segment reading it is
+    encoded, dropped from memory and passed to ``release`` (e.g. to delete it). Those
+    segment files are not durable: a process that dies before ``mux`` must restage what
+    it released (the distributed driver releases only after a segment is stored)."""
+    from clear_ray.media import SegmentEncoder, frame_timestamps, iter_frames, mux, probe
+
+    options = dict(storage_options or {})
+    if info is None:
+        info = probe(source_uri, storage_options=options or None)
+    if frame_pts is None:
+        frame_pts = frame_timestamps(source_uri, storage_options=options or None)
+    frame_pts = np.asarray(frame_pts, dtype=np.int64)
+    num_frames = len(frame_pts)
+    if not chunks or chunks[0].start != 0 or chunks[-1].stop != num_frames:
+        raise StitchError(f"the chunk plan covers [{chunks[0].start if chunks else 0}, "
+                          f"{chunks[-1].stop if chunks else 0}) but the source has {num_frames} frames")
+    weights = blend_weights(chunks, num_frames, blend)
+    segments = plan_segments(chunks, num_frames)
+    last_reader = last_segment_needing(segments)
+
+    # One sequential decode feeds every segment in turn: re-seeking per segment would
+    # decode up to a whole GOP again for each one.
+    source_frames = prefetched(iter_frames(source_uri, 0, num_frames, start_pts=int(frame_pts[0]), info=info,
+                                           timestamps=frame_pts, storage_options=options or None, threads=threads),
+                               depth=PREFETCH_FRAMES)
+    with tempfile.TemporaryDirectory(prefix="cr-stitch-", dir=work_dir) as scratch, \
+            contextlib.closing(source_frames):
+        segment_paths: list[str] = []
+        loaded: dict[int, StagedChunk] = {}
+        max_chunks = max_bytes = 0
+        for segment in segments:
+            for j in segment.chunk_indices:
+                if j not in loaded:
+                    staged = read_staged_chunk(staged_chunk_uri(staging_dir_uri, j),
+                                               storage_options=options or None)
+                    if (staged.chunk.start, staged.chunk.stop) != (chunks[j].start, chunks[j].stop):
+                        raise StitchError(f"staged chunk {j} is {staged.chunk}, the plan says {chunks[j]}")
+                    loaded[j] = staged
+            max_chunks = max(max_chunks, len(loaded))
+            max_bytes = max(max_bytes, sum(s.nbytes for s in loaded.values()))
+            path = os.path.join(scratch, f"segment-{segment.index:06d}.mp4")
+            with SegmentEncoder(path, info, crf=crf, preset=preset, threads=threads) as encoder:
+                stitch_segment(source_uri, info, segment, loaded, weights, encoder, frame_pts=frame_pts,
+                               source_frames=source_frames)
+            segment_paths.append(path)
+            for j in [j for j in loaded if last_reader[j] == segment.index]:
+                del loaded[j]
+                if release is not None:
+                    release(j)
+        mux(segment_paths, source_uri, out_uri, info, storage_options=options or None,
+            segment_storage_options={})
+    return StitchReport(out_uri=out_uri, num_frames=num_frames, num_segments=len(segments),
+                        max_chunks_in_memory=max_chunks, max_staged_bytes_in_memory=max_bytes)

@@ -1,0 +1,212 @@
+"""The compositor: mask 0 keeps the source bit-exactly, mask 1 takes the removed pixels,
+overlaps blend by their weights; and stitching through real staged chunks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clear_ray.chunking import blend_weights, plan_chunks, plan_segments
+from clear_ray.removers.base import RemovalResult
+from clear_ray.staging import StagedFrame, quantize_mask, stage_result
+from clear_ray.stitch import composite_frame, frame_layers
+
+H, W = 48, 64
+
+
+def _staged_frame(removed_hwc_u8: np.ndarray, mask_hw_f32: np.ndarray) -> StagedFrame:
+    """Stage one frame through the real staging code (a 1-frame chunk)."""
+    (chunk,) = plan_chunks(1, 5, 0)
+    result = RemovalResult(removed_hwc_u8[None], mask_hw_f32[None].astype(np.float32))
+    return stage_result(chunk, result).frames[0]
+
+
+def _reference(source, layers):
+    """The contract in float64 over the whole frame."""
+    alpha = np.zeros(source.shape[:2])
+    replaced = np.zeros(source.shape)
+    for weight, removed, mask_u8 in layers:
+        alpha += weight * mask_u8 / 255.0
+        replaced += (weight * mask_u8 / 255.0)[..., None] * removed
+    out = source * (1 - np.minimum(alpha, 1))[..., None] + replaced
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8), alpha
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(7)
+
+
+def test_mask_zero_is_the_source_object_itself(rng):
+    source = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    removed = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    untouched = _staged_frame(removed, np.zeros((H, W), np.float32))
+    assert composite_frame(source, []) is source
+    assert composite_frame(source, [(1.0, untouched)]) is source
+    assert composite_frame(source, [(0.4, untouched), (0.6, untouched)]) is source
+
+
+def test_mask_one_takes_removed_pixels_and_everything_else_is_bit_exact(rng):
+    source = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    removed = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    mask = np.zeros((H, W), np.float32)
+    mask[30:40, 5:60] = 1.0
+    mask[10, 10] = 1.0  # an isolated pixel widens the box over untouched pixels
+    out = composite_frame(source, [(1.0, _staged_frame(removed, mask))])
+    inside = mask > 0
+    assert np.array_equal(out[inside], removed[inside])
+    assert np.array_equal(out[~inside], source[~inside])
+    assert out is not source and np.array_equal(source, source.copy())  # source untouched
+
+
+def test_soft_mask_and_blended_overlaps_follow_the_contract(rng):
+    source = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    removed_a = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    removed_b = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    removed_c = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    mask_a = np.zeros((H, W), np.float32)
+    mask_a[5:30, 4:50] = rng.uniform(0, 1, (25, 46))
+    mask_b = np.zeros((H, W), np.float32)
+    mask_b[20:44, 30:60] = 1.0
+    mask_c = np.zeros((H, W), np.float32)
+    mask_c[0:10, 0:10] = 0.5
+    weights = (0.2, 0.5, 0.3)  # a 3-way overlap
+    layers = [(w, _staged_frame(r, m)) for w, r, m in zip(weights, (removed_a, removed_b, removed_c),
+                                                          (mask_a, mask_b, mask_c))]
+    out = composite_frame(source, layers)
+    expected, alpha = _reference(source, [(w, r, quantize_mask(m)) for w, r, m in
+                                          zip(weights, (removed_a, removed_b, removed_c), (mask_a, mask_b, mask_c))])
+    assert np.abs(out.astype(int) - expected).max() <= 1  # float32 vs float64 rounding
+    assert np.mean(out == expected) > 0.999
+    untouched = alpha == 0
+    assert untouched.any() and np.array_equal(out[untouched], source[untouched])
+
+
+def test_two_full_masks_cross_fade_between_removed_frames(rng):
+    source = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    removed_a = np.full((H, W, 3), 200, np.uint8)
+    removed_b = np.full((H, W, 3), 100, np.uint8)
+    full = np.ones((H, W), np.float32)
+    out = composite_frame(source, [(0.25, _staged_frame(removed_a, full)),
+                                   (0.75, _staged_frame(removed_b, full))])
+    assert np.all(out == 125)  # the source does not leak in
+
+
+def test_frame_layers_follow_the_plan():
+    chunks = plan_chunks(150, 81, 16)  # 3-way overlap on frames 69..80
+    rng = np.random.default_rng(0)
+    staged = {}
+    for chunk in chunks:
+        frames = rng.integers(0, 256, (chunk.length, 4, 4, 3), dtype=np.uint8)
+        staged[chunk.index] = stage_result(chunk, RemovalResult(frames, np.ones((chunk.length, 4, 4), np.float32)))
+    weights = blend_weights(chunks, 150)
+    segments = plan_segments(chunks, 150)
+    for segment in segments:
+        for frame_index in range(segment.start, segment.stop):
+            layers = frame_layers(frame_index, segment.chunk_indices, staged, weights)
+            covering = [c for c in chunks if c.start <= frame_index < c.stop]
+            assert len(layers) == len(covering)
+            assert sum(w for w, _ in layers) == pytest.approx(1.0, abs=1e-9)
+            for (weight, frame), chunk in zip(layers, covering):
+                assert frame is staged[chunk.index].frames[frame_index - chunk.start]
+    assert max(len(s.chunk_indices) for s in segments) == 3
+
+
+# --- streaming helpers and the stitch driver on real files ---------------------------------
+
+def test_prefetched_keeps_order_propagates_errors_and_stops_early():
+    from clear_ray.stitch import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("decoder broke")
+
+    consumed = []
+    with pytest.raises(ValueError, match="decoder broke"):
+        for item in prefetched(failing(), depth=2):
+            consumed.append(item)
+    assert consumed == [1]
+
+    closed = []
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.append(True)
+
+    stream = prefetched(endless(), depth=2)
+    assert [next(stream) for _ in range(5)] == [0, 1, 2, 3, 4]
+    stream.close()  # abandoning the consumer stops and closes the producer
+    assert closed == [True]
+
+
+def _stage_identity(source, staging_dir, chunks, storage_options=None):
+    from clear_ray.media import frame_timestamps, probe
+    from clear_ray.removers.identity import IdentityRemover
+    from clear_ray.staging import remove_and_stage
+
+    info, pts = probe(str(source)), frame_timestamps(str(source))
+    for chunk in chunks:
+        remove_and_stage(str(source), chunk, IdentityRemover(), staging_dir, info=info, frame_pts=pts,
+                         storage_options=storage_options)
+    return info, pts
+
+
+def test_stitch_refuses_missing_or_mismatched_chunks(make_clip, tmp_path):
+    from clear_ray.media import SegmentEncoder
+    from clear_ray.staging import read_staged_chunk, staged_chunk_uri
+    from clear_ray.stitch import StitchError, stitch_segment, stitch_video
+
+    source = make_clip("src.mp4", frames=30, audio_tracks=0)
+    chunks = plan_chunks(30, 9, 4)
+    info, pts = _stage_identity(source, str(tmp_path / "st"), chunks)
+    segment = plan_segments(chunks, 30)[1]
+    weights = blend_weights(chunks, 30)
+    encoder = SegmentEncoder(tmp_path / "seg.mp4", info, preset="ultrafast")
+    with pytest.raises(StitchError, match="not staged"):
+        stitch_segment(str(source), info, segment, {}, weights, encoder, frame_pts=pts)
+    small = stage_result(chunks[0], RemovalResult(np.zeros((9, 8, 8, 3), np.uint8),
+                                                  np.zeros((9, 8, 8), np.float32)))
+    staged = {j: read_staged_chunk(staged_chunk_uri(str(tmp_path / "st"), j)) for j in segment.chunk_indices}
+    staged[0] = small
+    with pytest.raises(StitchError, match="8x8"):
+        stitch_segment(str(source), info, segment, staged, weights, encoder, frame_pts=pts)
+    with pytest.raises(ValueError, match="no frames"):  # refused before any frame was written
+        encoder.close()
+    assert not (tmp_path / "seg.mp4").exists()
+    with pytest.raises(StitchError, match="30 frames"):
+        stitch_video(str(source), str(tmp_path / "out.mp4"), plan_chunks(25, 9, 4), str(tmp_path / "st"),
+                     info=info, frame_pts=pts)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_stitch_video_with_staging_on_s3(make_clip, tmp_path, s3_server, s3_bucket):
+    from clear_ray.media import frame_timestamps
+    from clear_ray.staging import delete_staged_chunk, list_staged_chunks, staged_chunk_uri
+    from clear_ray.stitch import stitch_video
+
+    options = s3_server.storage_options()
+    source = make_clip("src.mp4", frames=40, audio_tracks=1)
+    chunks = plan_chunks(40, 9, 4)
+    staging_dir = f"{s3_bucket}/_staging/src/identity"
+    info, pts = _stage_identity(source, staging_dir, chunks, storage_options=options)
+    assert sorted(list_staged_chunks(staging_dir, storage_options=options)) == [c.index for c in chunks]
+    released = []
+
+    def release(j):
+        # Released in order: nothing after this chunk's last reader is gone yet.
+        released.append(j)
+        delete_staged_chunk(staged_chunk_uri(staging_dir, j), storage_options=options)
+
+    report = stitch_video(str(source), str(tmp_path / "out.mp4"), chunks, staging_dir, info=info, frame_pts=pts,
+                          preset="ultrafast", release=release, storage_options=options)
+    assert released == sorted(released) == [c.index for c in chunks]
+    assert list_staged_chunks(staging_dir, storage_options=options) == {}
+    assert report.num_frames == 40
+    assert np.array_equal(frame_timestamps(str(tmp_path / "out.mp4")), pts)
