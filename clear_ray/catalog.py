@@ -69,7 +69,9 @@ def list_inputs(src: str, extensions: Iterable[str], *, storage_options: dict | 
         if excluded and (name + "/").startswith(excluded):
             continue
         rel_path = posixpath.relpath(name, root) if root else name
-        if any(part in RESERVED_DIRS for part in rel_path.split("/")[:-1]):
+        parts = rel_path.split("/")
+        # Hidden files are partial writes in progress (ours or other tools'), never inputs.
+        if any(part in RESERVED_DIRS for part in parts[:-1]) or parts[-1].startswith("."):
             continue
         version = _version_of(info)
         size = int(info.get("size") or 0)

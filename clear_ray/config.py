@@ -70,6 +70,31 @@ class ChunkingConfig(StrictModel):
         return value
 
 
+class DifferenceMaskConfig(StrictModel):
+    """How the CLEAR backend turns "where its output differs from the input" into a soft mask.
+
+    A pixel counts as changed when its largest per-channel change, averaged over a
+    ``smoothing_px`` box, exceeds ``threshold`` (0-255): this ignores the VAE's small,
+    scattered reconstruction error and keeps the strong, connected change where text was.
+    Changed regions grow by ``dilate_px``, get a ``feather_px`` soft edge, and fade over
+    ``temporal_radius`` frames; everywhere else the mask is exactly 0.
+    """
+
+    threshold: float = Field(24.0, gt=0.0, le=255.0, description="mean change (0-255) that counts as changed")
+    smoothing_px: int = Field(5, ge=1, le=63, description="side of the averaging box; odd")
+    dilate_px: int = Field(3, ge=0, le=64, description="grow changed regions (text outlines, halos)")
+    feather_px: int = Field(4, ge=0, le=64, description="width of the soft edge around them")
+    temporal_radius: int = Field(2, ge=0, le=16, description="frames over which a change fades in and out")
+
+    @field_validator("smoothing_px")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        # An odd box is centred on its pixel, so the mask does not drift by half a pixel.
+        if value % 2 == 0:
+            raise ValueError(f"must be odd, got {value}")
+        return value
+
+
 class ClearConfig(StrictModel):
     """CLEAR: Wan2.1-Fun-V1.1-1.3B-Control + the CLEAR LoRA, run through DiffSynth."""
 
@@ -86,6 +111,10 @@ class ClearConfig(StrictModel):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="auto = bfloat16 on CUDA, float32 on CPU"
     )
+    compile: bool = Field(False, description="torch.compile the DiT blocks on CUDA (the first chunk pays for it)")
+    mask: DifferenceMaskConfig = Field(
+        default_factory=DifferenceMaskConfig, description="the soft mask used when remover.composite is on"
+    )
 
 
 class LiteConfig(StrictModel):
@@ -101,6 +130,11 @@ class RemoverConfig(StrictModel):
     )
     clear: ClearConfig = Field(default_factory=ClearConfig)
     lite: LiteConfig = Field(default_factory=LiteConfig)
+    plugin: str | None = Field(
+        None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="a custom remover 'package.module:Class' (see removers/base.py); overrides backend",
+    )
+    plugin_options: dict[str, Any] = Field(default_factory=dict, description="passed to the plugin class")
 
     def resolved_backend(self) -> Literal["clear", "lite", "identity"]:
         if self.backend != "auto":

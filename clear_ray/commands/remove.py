@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from clear_ray.commands.errors import NotAvailableYet
+from clear_ray.commands.errors import CommandError
 from clear_ray.config import RemoveJobConfig, load_config
 
 # flag -> (dotted config field, argparse keyword arguments). Every flag defaults to None
@@ -59,7 +59,14 @@ def run(args: argparse.Namespace) -> int:
         # model_dump keeps SecretStr masked, so credentials never reach the terminal.
         yaml.safe_dump(config.model_dump(mode="json"), sys.stdout, sort_keys=False)
         return 0
-    raise NotAvailableYet("`remove` (the Ray pipeline)")
+    from clear_ray.catalog import CatalogError
+    from clear_ray.pipeline import run_remove_job
+
+    try:
+        summary = run_remove_job(config)
+    except CatalogError as error:
+        raise CommandError(str(error), exit_code=2) from None
+    return summary.exit_code
 
 
 def _dest(dotted: str) -> str:

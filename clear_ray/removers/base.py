@@ -35,9 +35,15 @@ class Remover(Protocol):
     # if the cluster has any, and falls back to CPU actors when it has none.
     wants_gpu: ClassVar[bool]
 
-    def fingerprint(self) -> str:
+    @classmethod
+    def fingerprint_for(cls, config) -> str:
         """Identifies everything that changes this remover's output (weights, LoRA, scale,
-        steps, thresholds). Part of the resume key: a new fingerprint re-processes inputs."""
+        steps, thresholds) from the RemoverConfig alone, WITHOUT loading weights: the driver
+        computes it for the resume key. A new fingerprint re-processes inputs."""
+        ...
+
+    def fingerprint(self) -> str:
+        """The same value as ``fingerprint_for`` of the config this instance was built with."""
         ...
 
     def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:

@@ -13,8 +13,12 @@ class IdentityRemover:
     name: ClassVar[str] = "identity"
     wants_gpu: ClassVar[bool] = False
 
+    @classmethod
+    def fingerprint_for(cls, config=None) -> str:
+        return "v1"
+
     def fingerprint(self) -> str:
-        return "identity-v1"
+        return self.fingerprint_for()
 
     def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
         mask_thw_f32 = np.zeros(frames_thwc_u8.shape[:3], dtype=np.float32)

@@ -32,7 +32,7 @@ class ClipSpec:
     container: str = "mp4"  # mp4, mkv, mov
     rotation: int = 0  # display rotation tag, degrees counter-clockwise (0, 90, 180, 270)
     variable_frame_rate: bool = False  # irregular frame intervals around the nominal rate
-    pattern: str = "testsrc2"  # any lavfi video source: testsrc2, mandelbrot, smptehdbars...
+    pattern: str = "testsrc2"  # any lavfi source with a duration option: testsrc2, testsrc, smptehdbars, rgbtestsrc
     gop: int | None = None  # keyframe interval; None = x264's default
     pix_fmt: str | None = None  # None = yuv420p for even sizes, yuv444p for odd sizes
     preset: str = "ultrafast"
@@ -132,3 +132,38 @@ def _run(cmd: list[str]) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"ffmpeg failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+
+
+def write_barcode_clip(path: str | Path, *, frames: int, fps: str = "25", width: int = 128, height: int = 64,
+                       audio: bool = True, gop: int | None = None) -> Path:
+    """A real H.264 clip whose frame i carries i as a barcode in its top rows (see
+    clear_ray.testing.removers.read_barcode) over a moving gradient, with AAC audio."""
+    import numpy as np
+
+    from clear_ray.testing.removers import stamp_barcode
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    duration = frames / Fraction(fps)
+    cmd = [ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+           "-framerate", fps, "-i", "pipe:0"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency=330:sample_rate=48000:duration={float(duration)}",
+                "-c:a", "aac", "-b:a", "64k"]
+    cmd += ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "10", "-pix_fmt", "yuv444p"]
+    if gop is not None:
+        cmd += ["-g", str(gop)]
+    cmd += [str(path)]
+    process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    ys, xs = np.mgrid[0:height, 0:width]
+    for index in range(frames):
+        frame = np.empty((height, width, 3), np.uint8)
+        frame[..., 0] = (xs * 2 + index * 3) % 256
+        frame[..., 1] = (ys * 3 + index * 5) % 256
+        frame[..., 2] = 128
+        stamp_barcode(frame, index, row=0)
+        process.stdin.write(frame.tobytes())
+    process.stdin.close()
+    if process.wait() != 0:
+        raise RuntimeError(f"ffmpeg failed: {process.stderr.read().decode()[-2000:]}")
+    return path

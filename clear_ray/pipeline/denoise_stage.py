@@ -1,0 +1,103 @@
+"""Stage 2 (Ray Data map_batches on an actor pool): denoise chunks.
+
+Each actor loads its remover once (on CUDA when the actor got a GPU, else CPU), then for
+every chunk row decodes that chunk's frames itself, runs the remover and stages the
+result next to DST. Pixels never leave the actor; rows stay small. Non-chunk rows pass
+through untouched so the driver sees plans and failures in the same stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from clear_ray.config import RemoveJobConfig
+from clear_ray.pipeline.plan_stage import MAX_WORKER_DEATHS, error_kind
+from clear_ray.pipeline.poison import AttemptGuard
+from clear_ray.pipeline.rows import one_line
+
+log = logging.getLogger(__name__)
+
+
+def pin_threads(num_cpus: float) -> int:
+    """Keep OpenCV/torch/BLAS inside the actor's CPU reservation: oversubscribing a shared
+    node slows every actor on it down."""
+    threads = max(1, int(num_cpus))
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # for native libraries loaded later
+    try:
+        import cv2
+
+        cv2.setNumThreads(threads)
+    except ImportError:
+        pass
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    return threads
+
+
+class RemoverActor:
+    """Callable class for ``map_batches(..., compute=ActorPoolStrategy(...))``."""
+
+    def __init__(self, config: RemoveJobConfig, num_cpus: float):
+        from clear_ray.removers import load_remover
+
+        self.config = config
+        self.storage_options = config.storage.s3_storage_options()
+        pin_threads(num_cpus)
+        self.device = self._device()
+        self.remover = load_remover(config.remover, device=self.device)
+        pin_threads(num_cpus)  # again: the backend may have imported torch
+        log.info("remover %s loaded on %s", self.remover.name, self.device)
+
+    @staticmethod
+    def _device() -> str:
+        # Only an actor that Ray gave a GPU looks for CUDA (and only then imports torch); a
+        # fake or absent GPU leaves torch.cuda unavailable and the remover runs on CPU.
+        import ray
+
+        if not ray.get_gpu_ids():
+            return "cpu"
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def __call__(self, batch):  # pandas.DataFrame in and out (batch_format="pandas")
+        out = batch.reset_index(drop=True).copy()
+        for i in range(len(out)):
+            if out.at[i, "kind"] != "chunk":
+                continue
+            started = time.perf_counter()
+            try:
+                self._denoise(out.loc[i].to_dict())
+            except Exception as error:
+                out.at[i, "kind"] = "failed"
+                out.at[i, "error"] = one_line(error)
+                out.at[i, "error_kind"] = error_kind(error)
+            out.at[i, "seconds"] = time.perf_counter() - started
+        return out
+
+    def _denoise(self, row: dict[str, Any]) -> None:
+        from clear_ray.chunking import Chunk, chunk_source_indices
+        from clear_ray.media import VideoInfo, decode
+        from clear_ray.pipeline.layout import VideoStaging
+        from clear_ray.staging import write_staged_chunk
+
+        staging = VideoStaging(str(row["staging_root"]))
+        chunk = Chunk(index=int(row["chunk_index"]), start=int(row["start"]), stop=int(row["stop"]),
+                      pad_before=int(row["pad_before"]), pad_after=int(row["pad_after"]))
+        with AttemptGuard(staging.markers_dir, f"chunk-{chunk.index:06d}", max_deaths=MAX_WORKER_DEATHS,
+                          time_limit_s=self.config.ray.chunk_timeout_s, storage_options=self.storage_options):
+            info = VideoInfo.model_validate_json(str(row["detail"]))
+            frames_thwc_u8 = decode(str(row["input_uri"]), chunk.start, chunk.stop, start_pts=int(row["start_pts"]),
+                                    info=info, storage_options=self.storage_options)
+            window_thwc_u8 = frames_thwc_u8[chunk_source_indices(chunk) - chunk.start]
+            result = self.remover.remove(window_thwc_u8)
+            if not self.config.remover.composite:
+                # --no-composite: the model's output is kept everywhere.
+                result = type(result)(result.frames_thwc_u8, np.ones_like(result.mask_thw_f32))
+            write_staged_chunk(staging.chunks_dir, chunk, result, storage_options=self.storage_options)

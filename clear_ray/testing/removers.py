@@ -1,0 +1,118 @@
+"""Removers for tests, loaded through ``remover.plugin`` like any user plugin.
+
+- ``CountingRemover``: identity that logs one line per call (the chunk's content hash) to
+  ``plugin_options["calls_file"]`` and can sleep, so tests can count denoise calls across
+  processes and runs, and kill a job mid-way.
+- ``BarcodeCopyRemover``: reads the frame-index barcode that the test clip carries at the
+  top and stamps the same index at the bottom, with mask 1 there only: the output proves
+  that every replaced region landed on the right source frame, through overlaps too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from typing import ClassVar
+
+import numpy as np
+
+from clear_ray.removers.base import RemovalResult
+
+BARCODE_BITS = 12
+BARCODE_BLOCK = 8  # pixels per bit: survives H.264 at CRF 17
+
+
+class CountingRemover:
+    name: ClassVar[str] = "counting"
+    wants_gpu: ClassVar[bool] = False
+
+    def __init__(self, config, device: str = "cpu"):
+        self.calls_file = config.plugin_options["calls_file"]
+        self.sleep_s = float(config.plugin_options.get("sleep_s", 0.0))
+
+    @classmethod
+    def fingerprint_for(cls, config) -> str:
+        return "v1"
+
+    def fingerprint(self) -> str:
+        return "v1"
+
+    def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
+        time.sleep(self.sleep_s)
+        digest = hashlib.sha256(frames_thwc_u8.tobytes()).hexdigest()[:16]
+        # One short O_APPEND write per call: atomic across concurrent actors.
+        fd = os.open(self.calls_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{digest} {os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
+        return RemovalResult(frames_thwc_u8, np.zeros(frames_thwc_u8.shape[:3], np.float32))
+
+
+def stamp_barcode(frame_hwc_u8: np.ndarray, value: int, row: int) -> None:
+    """Write ``value`` as BARCODE_BITS black/white blocks starting at pixel row ``row``."""
+    for bit in range(BARCODE_BITS):
+        level = 255 if (value >> bit) & 1 else 0
+        frame_hwc_u8[row:row + BARCODE_BLOCK, bit * BARCODE_BLOCK:(bit + 1) * BARCODE_BLOCK] = level
+
+
+def read_barcode(frame_hwc_u8: np.ndarray, row: int) -> int:
+    value = 0
+    for bit in range(BARCODE_BITS):
+        block = frame_hwc_u8[row + 2:row + BARCODE_BLOCK - 2, bit * BARCODE_BLOCK + 2:(bit + 1) * BARCODE_BLOCK - 2]
+        if block.mean() > 127:
+            value |= 1 << bit
+    return value
+
+
+class BarcodeCopyRemover:
+    name: ClassVar[str] = "barcode-copy"
+    wants_gpu: ClassVar[bool] = False
+
+    def __init__(self, config, device: str = "cpu"):
+        pass
+
+    @classmethod
+    def fingerprint_for(cls, config) -> str:
+        return "v1"
+
+    def fingerprint(self) -> str:
+        return "v1"
+
+    def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
+        frames = frames_thwc_u8.copy()
+        mask = np.zeros(frames.shape[:3], np.float32)
+        bottom = frames.shape[1] - BARCODE_BLOCK
+        for t in range(frames.shape[0]):
+            stamp_barcode(frames[t], read_barcode(frames[t], row=0), row=bottom)
+            mask[t, bottom:, :BARCODE_BITS * BARCODE_BLOCK] = 1.0
+        return RemovalResult(frames, mask)
+
+
+class GpuHungryIdentity(CountingRemover):
+    """Identity that asks for a GPU, like CLEAR: exercises the GPU-less fallback."""
+
+    name: ClassVar[str] = "gpu-hungry-identity"
+    wants_gpu: ClassVar[bool] = True
+
+    def __init__(self, config, device: str = "cpu"):
+        self.device = device
+
+    def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
+        return RemovalResult(frames_thwc_u8, np.zeros(frames_thwc_u8.shape[:3], np.float32))
+
+
+class HangingRemover(GpuHungryIdentity):
+    """Hangs forever on frames of one width: a stand-in for a decoder that never returns."""
+
+    name: ClassVar[str] = "hanging"
+    wants_gpu: ClassVar[bool] = False
+
+    def __init__(self, config, device: str = "cpu"):
+        self.hang_on_width = int(config.plugin_options["hang_on_width"])
+
+    def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
+        while frames_thwc_u8.shape[2] == self.hang_on_width:
+            time.sleep(1.0)
+        return super().remove(frames_thwc_u8)
