@@ -46,6 +46,9 @@ class RemoverActor:
     def __init__(self, config: RemoveJobConfig, num_cpus: float):
         from clear_ray.removers import load_remover
 
+        # Per-chunk progress bars of model libraries (DiffSynth's VAE tqdm) would flood the
+        # job log; must be set before those libraries are imported.
+        os.environ.setdefault("TQDM_DISABLE", "1")
         self.config = config
         self.storage_options = config.storage.s3_storage_options()
         pin_threads(num_cpus)
