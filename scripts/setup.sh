@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Set up clear_ray in ./.venv on a fresh machine: what the README's two commands run.
-#   scripts/setup.sh          runtime only (enough for `clear-ray demo`)
-#   scripts/setup.sh --test   plus the test tools, the S3 server and the fonts/texts the
-#                             multilingual subtitle generator tests need
+#   scripts/setup.sh          runtime (enough for `clear-ray demo` and `clear-ray bench`)
+#   scripts/setup.sh --test   plus the test tools and the S3 server
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +9,9 @@ with_tests=0
 [[ "${1:-}" == "--test" ]] && with_tests=1
 
 # Real fonts (Noto: Latin/Cyrillic/Arabic/CJK) and Chinese text (fortunes-zh) come from
-# Debian; the generator finds them at run time. Skipped where there is no apt (macOS).
-if [[ $with_tests == 1 ]] && command -v apt-get >/dev/null; then
+# Debian; the subtitle generator finds them at run time. Skipped where there is no apt
+# (macOS: the demo then falls back to DejaVu/Pillow fonts).
+if command -v apt-get >/dev/null; then
     sudo_cmd=""
     [[ $(id -u) != 0 ]] && sudo_cmd="sudo"
     if ! dpkg -s fonts-noto-core fonts-noto-cjk fortunes-zh >/dev/null 2>&1; then

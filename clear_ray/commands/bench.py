@@ -1,15 +1,126 @@
-"""Placeholder for a subcommand whose implementation has not landed yet."""
+"""`clear-ray bench make DIR` builds the benchmark set; `clear-ray bench run DIR` scores a backend.
+
+Only the standard library at module level: the evaluation package (numpy, PIL, cv2, av)
+is imported inside ``run``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from pathlib import Path
 
-from clear_ray.commands.errors import NotAvailableYet
+from clear_ray.commands.errors import CommandError
+
+BACKENDS = ("auto", "clear", "lite", "identity")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    actions = parser.add_subparsers(dest="bench_action", metavar="ACTION")
+    make = actions.add_parser("make", help="build a reproducible benchmark set under DIR",
+                              description="Burn real multilingual subtitles into real footage: "
+                                          "subtitled + clean videos, exact alpha/mask, manifest.json.")
+    make.add_argument("dir", metavar="DIR", type=Path)
+    make.add_argument("--split", choices=("dev", "test", "both"), default="both")
+    make.add_argument("--seed", type=int, default=0, help="same seed, same files (default 0)")
+    make.add_argument("--clips", type=int, default=12, help="clips per split (default 12)")
+    make.add_argument("--size", metavar="WxH", help="one frame size for every clip (default: 240p-720p mix)")
+    make.add_argument("--seconds", metavar="MIN-MAX", default="2-10", help="clip durations (default 2-10)")
+    make.add_argument("--crf", type=int, default=None, help="x264 CRF of both videos of a pair (default 14)")
+
+    run = actions.add_parser("run", help="score a backend on DIR (plus input and oracle reference rows)",
+                             description="Run the real pipeline on a benchmark split and print one table "
+                                         "(per language and overall); also writes JSON and CSV.")
+    run.add_argument("dir", metavar="DIR", type=Path)
+    run.add_argument("--backend", choices=BACKENDS, required=True)
+    run.add_argument("--split", choices=("dev", "test"), default="test")
+    run.add_argument("--out", type=Path, help="JSON report path (CSV next to it); default DIR/results/SPLIT-BACKEND.json")
+    run.add_argument("--lpips-weights", type=Path, metavar="FILE",
+                     help="local torchvision AlexNet state dict (alexnet-owt-7be5be79.pth) for LPIPS v0.1; "
+                          "without it the LPIPS column is n/a (nothing is downloaded)")
+    for metric in ("dists", "vfid"):
+        run.add_argument(f"--{metric}-weights", type=Path, metavar="FILE",
+                         help=f"{metric.upper()} is not computed in this version (the column is n/a)")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotAvailableYet("`bench` (the evaluation set and metrics)")
+    if args.bench_action == "make":
+        return _make(args)
+    if args.bench_action == "run":
+        return _run(args)
+    raise CommandError("choose an action: `clear-ray bench make DIR` or `clear-ray bench run DIR --backend X`",
+                       exit_code=2)
+
+
+def _make(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from clear_ray.evaluation.benchset import BenchSetConfig, make_benchmark_set
+    from clear_ray.evaluation.fonts import FontMissing
+    from clear_ray.evaluation.texts import TextSourceMissing
+
+    settings: dict = {"splits": ("dev", "test") if args.split == "both" else (args.split,),
+                      "seed": args.seed, "clips_per_split": args.clips}
+    if args.size:
+        settings["size"] = _parse_pair(args.size, "x", "--size", int)
+    settings["min_seconds"], settings["max_seconds"] = _parse_pair(args.seconds, "-", "--seconds", float)
+    if args.crf is not None:
+        settings["crf"] = args.crf
+    try:
+        config = BenchSetConfig(**settings)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise CommandError(f"{where}: {first['msg'].removeprefix('Value error, ')}", exit_code=2) from None
+    started = time.perf_counter()
+    print(f"building {'+'.join(config.splits)} ({config.clips_per_split} clips each, seed {config.seed}) in {args.dir}")
+    try:
+        manifest = make_benchmark_set(args.dir, config)
+    except (FontMissing, TextSourceMissing) as error:
+        raise CommandError(str(error)) from None
+    languages = sorted({c["language"] for c in manifest["clips"] if c["language"]})
+    print(f"{len(manifest['clips'])} clips ({', '.join(languages)}; "
+          f"{sum(not c['language'] for c in manifest['clips'])} without text) in "
+          f"{time.perf_counter() - started:.1f} s -> {Path(args.dir) / 'manifest.json'}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from clear_ray.evaluation.bench import bench_json_default, run_bench, write_report
+    from clear_ray.evaluation.perceptual import WeightsError
+
+    for metric in ("dists", "vfid"):
+        if getattr(args, f"{metric}_weights") is not None:
+            raise CommandError(f"{metric.upper()} is not implemented in this version; run without "
+                               f"--{metric}-weights (the column then reads n/a)", exit_code=2)
+    if args.lpips_weights is not None and not args.lpips_weights.is_file():
+        raise CommandError(f"--lpips-weights: {args.lpips_weights} is not a file", exit_code=2)
+    if not (args.dir / "manifest.json").is_file():
+        raise CommandError(f"{args.dir} has no manifest.json: build the set first (clear-ray bench make {args.dir})")
+    started = time.perf_counter()
+    try:
+        report = run_bench(args.dir, args.backend, args.split, lpips_weights=args.lpips_weights)
+    except WeightsError as error:
+        raise CommandError(f"--lpips-weights: {error}", exit_code=2) from None
+    except (ValueError, FileNotFoundError) as error:
+        raise CommandError(str(error)) from None
+    print(report.table())
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    json_path, csv_path = write_report(report, args.out or bench_json_default(args.dir, args.split, args.backend))
+    print(f"wrote {json_path} and {csv_path} ({time.perf_counter() - started:.1f} s)")
+    if not report.backend_scored:
+        print(f"clear-ray bench: backend {args.backend} produced no scored clip", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _parse_pair(text: str, separator: str, flag: str, kind):
+    parts = text.lower().split(separator)
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return kind(parts[0]), kind(parts[1])
+    except ValueError:
+        raise CommandError(f"{flag}: expected A{separator}B, got {text!r}", exit_code=2) from None
