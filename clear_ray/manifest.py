@@ -93,7 +93,8 @@ class Manifest:
             return
         for run_dir in sorted(fs.ls(pending_path, detail=False)):
             run_id = run_dir.rstrip("/").rsplit("/", 1)[-1]
-            rows = [_row_from_json(fs.cat_file(p)) for p in sorted(fs.ls(run_dir, detail=False)) if p.endswith(".json")]
+            names = sorted(p for p in fs.ls(run_dir, detail=False) if p.endswith(".json"))
+            rows = [_row_from_json(data) for data in _read_many(fs, names)]
             parquet_uri = storage.join(self.dir_uri, f"run-{run_id}.parquet")
             if rows:
                 existing = _read_parquet(parquet_uri, self.storage_options) if storage.exists(parquet_uri, self.storage_options) else []
@@ -107,11 +108,12 @@ class Manifest:
         if not fs.exists(path):
             return []
         rows: list[ManifestRow] = []
-        for name in fs.find(path):
+        names = fs.find(path)
+        for name in names:
             if name.endswith(".parquet"):
                 rows += _read_parquet(storage.to_uri(fs, name), self.storage_options)
-            elif name.endswith(".json") and "/pending/" in name:
-                rows.append(_row_from_json(fs.cat_file(name)))
+        pending = [name for name in names if name.endswith(".json") and "/pending/" in name]
+        rows += [_row_from_json(data) for data in _read_many(fs, pending)]
         return rows
 
 
@@ -122,6 +124,14 @@ def read_manifest_table(dst: str, storage_options: dict | None = None):
     manifest = Manifest(dst, run_id="reader", storage_options=storage_options)
     rows = manifest._read_all()
     return pa.Table.from_pylist([asdict(r) for r in rows], schema=_schema())
+
+
+def _read_many(fs, paths: list[str]) -> list[bytes]:
+    """Contents of many small objects; fsspec fetches them concurrently on object stores."""
+    if not paths:
+        return []
+    contents = fs.cat(paths)
+    return [contents[path] for path in paths] if isinstance(contents, dict) else [contents]
 
 
 def _to_parquet(rows: list[ManifestRow]) -> bytes:

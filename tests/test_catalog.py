@@ -61,3 +61,25 @@ def test_s3_prefix_listing_uses_etags_and_mirrors_paths(s3_server, s3_bucket):
     fs.pipe(f"{s3_bucket}/in/a.mp4", b"changed")
     again = list_inputs(f"{s3_bucket}/in", EXTENSIONS, storage_options=s3_server.storage_options())
     assert again[0].fingerprint != videos[0].fingerprint and again[1].fingerprint == videos[1].fingerprint
+
+
+def test_ten_thousand_inputs_are_listed_without_touching_each_file(tmp_path, monkeypatch):
+    # One recursive listing; no per-file open/info/probe on the driver.
+    from fsspec.implementations.local import LocalFileSystem
+
+    src = tmp_path / "library"
+    for shelf in range(20):
+        (src / f"shelf{shelf:02d}").mkdir(parents=True)
+        for i in range(500):
+            (src / f"shelf{shelf:02d}" / f"v{i:04d}.mp4").touch()
+    touched = []
+    for name in ("open", "info", "_open"):
+        original = getattr(LocalFileSystem, name)
+        monkeypatch.setattr(LocalFileSystem, name, lambda self, path, *a, _o=original, _n=name, **k:
+                            touched.append((_n, path)) or _o(self, path, *a, **k))
+    started = time.perf_counter()
+    videos = list_inputs(str(src), EXTENSIONS)
+    assert len(videos) == 10_000
+    # (find() stats the entries and directories it walks: that is the listing itself.)
+    assert [call for call in touched if str(call[1]).endswith(".mp4") and isinstance(call[1], str)] == []
+    assert time.perf_counter() - started < 20
