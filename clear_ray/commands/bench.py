@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--backend", choices=BACKENDS, required=True)
     run.add_argument("--split", choices=("dev", "test"), default="test")
     run.add_argument("--out", type=Path, help="JSON report path (CSV next to it); default DIR/results/SPLIT-BACKEND.json")
+    run.add_argument("--config", type=Path, metavar="FILE",
+                     help="a `clear-ray remove` YAML for the job (CLEAR model paths, Ray address, ...)")
     run.add_argument("--lpips-weights", type=Path, metavar="FILE",
                      help="local torchvision AlexNet state dict (alexnet-owt-7be5be79.pth) for LPIPS v0.1; "
                           "without it the LPIPS column is n/a (nothing is downloaded)")
@@ -100,7 +102,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.dir} has no manifest.json: build the set first (clear-ray bench make {args.dir})")
     started = time.perf_counter()
     try:
-        report = run_bench(args.dir, args.backend, args.split, lpips_weights=args.lpips_weights)
+        report = run_bench(args.dir, args.backend, args.split, lpips_weights=args.lpips_weights,
+                           job_config=args.config)
     except WeightsError as error:
         raise CommandError(f"--lpips-weights: {error}", exit_code=2) from None
     except (ValueError, FileNotFoundError) as error:

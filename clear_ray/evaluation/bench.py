@@ -67,7 +67,10 @@ class BenchReport:
 
 
 def run_bench(bench_dir: str | Path, backend: str, split: str = "test", work_dir: str | Path | None = None,
-              log: Callable[[str], None] = print, lpips_weights: str | Path | None = None) -> BenchReport:
+              log: Callable[[str], None] = print, lpips_weights: str | Path | None = None,
+              job_config: str | Path | None = None) -> BenchReport:
+    """Score ``backend`` on ``split``. ``job_config`` is an optional `clear-ray remove` YAML
+    (model paths for CLEAR, Ray address, ...); its src/dst/backend are overridden."""
     bench_dir = Path(bench_dir)
     lpips_scorer = None
     if lpips_weights is not None:
@@ -83,7 +86,7 @@ def run_bench(bench_dir: str | Path, backend: str, split: str = "test", work_dir
     backend_outputs: dict[str, tuple[Path | None, float, str]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-", dir=work_dir) as scratch:
         try:
-            backend_outputs = run_backend(bench_dir, split, backend, Path(scratch), log)
+            backend_outputs = run_backend(bench_dir, split, backend, Path(scratch), log, job_config)
         except PipelineUnavailable as error:
             report.notes.append(f"{backend}: {error}")
             log(f"  {backend}: {error}")
@@ -98,32 +101,30 @@ def run_bench(bench_dir: str | Path, backend: str, split: str = "test", work_dir
     return report
 
 
-def run_backend(bench_dir: Path, split: str, backend: str, out_dir: Path,
-                log: Callable[[str], None]) -> dict[str, tuple[Path | None, float, str]]:
+def run_backend(bench_dir: Path, split: str, backend: str, out_dir: Path, log: Callable[[str], None],
+                job_config: str | Path | None = None) -> dict[str, tuple[Path | None, float, str]]:
     """Run the real removal pipeline on ``split``'s subtitled videos.
     Returns clip id -> (output path or None, seconds, status)."""
     try:
+        from clear_ray.config import RemoveJobConfig, load_config
         from clear_ray.pipeline import run_remove_job
-        from clear_ray.config import RemoveJobConfig
     except ImportError as error:
         raise PipelineUnavailable(f"the removal pipeline is not available in this version ({error})") from None
-    config = RemoveJobConfig(src=str(bench_dir / split / "subtitled"), dst=str(out_dir / "out"),
-                             remover={"backend": backend}, force=True, quiet=True)
+    config = load_config(RemoveJobConfig, yaml_path=job_config, overrides={
+        "src": str(bench_dir / split / "subtitled"), "dst": str(out_dir / "out"), "remover.backend": backend,
+        "force": True, "quiet": True})
     log(f"  running the pipeline with backend {backend} on {config.src}")
     try:
         summary = run_remove_job(config)
     except NotImplementedError as error:
         raise PipelineUnavailable(str(error)) from None
     outputs = {}
-    for result in getattr(summary, "rows", None) or getattr(summary, "results", None) or []:
-        input_uri = str(_field(result, "input_uri", "input"))
-        output_uri = _field(result, "output_uri", "output")
-        seconds = _field(result, "seconds_total", "seconds")
-        status = str(_field(result, "status") or "unknown")
-        clip_id = Path(input_uri).stem
-        path = Path(str(output_uri).removeprefix("file://")) if output_uri and status == "done" else None
-        outputs[clip_id] = (path, float(seconds) if seconds is not None else math.nan,
-                            status if path is not None else f"{status}: {_field(result, 'error') or 'no output'}")
+    for row in summary.rows:
+        clip_id = Path(row.input_uri).stem
+        path = Path(row.output_uri) if row.output_uri and row.status == "done" else None
+        seconds = row.seconds_total if row.seconds_total is not None else math.nan
+        outputs[clip_id] = (path, float(seconds), row.status if path is not None
+                            else f"{row.status}: {row.error or 'no output'}")
     return outputs
 
 
@@ -240,14 +241,6 @@ def write_report(report: BenchReport, json_path: Path) -> tuple[Path, Path]:
 
 def _json_safe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()} for row in rows]
-
-
-def _field(result: Any, *names: str) -> Any:
-    for name in names:
-        value = result.get(name) if isinstance(result, dict) else getattr(result, name, None)
-        if value is not None:
-            return value
-    return None
 
 
 def bench_json_default(bench_dir: Path, split: str, backend: str) -> Path:
