@@ -61,11 +61,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from clear_ray.catalog import CatalogError
     from clear_ray.pipeline import run_remove_job
+    from clear_ray.removers.base import RemoverSetupError
 
     try:
         summary = run_remove_job(config)
-    except CatalogError as error:
-        raise CommandError(str(error), exit_code=2) from None
+    except (CatalogError, RemoverSetupError, NotImplementedError) as error:
+        raise CommandError(str(error).splitlines()[0], exit_code=2) from None
     return summary.exit_code
 
 

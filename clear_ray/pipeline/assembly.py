@@ -10,6 +10,7 @@ videos finish while later ones are still being denoised.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -19,6 +20,8 @@ from clear_ray.catalog import InputVideo
 from clear_ray.config import RemoveJobConfig
 from clear_ray.manifest import ManifestRow
 from clear_ray.pipeline.layout import VideoStaging
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,14 +72,18 @@ class Assembler:
         if progress is None or progress.finished:
             return  # a late chunk of a video that already failed
         kind = row["kind"]
-        if kind == "failed":
-            self._fail(progress, row["error"], row["error_kind"] or "transient")
-        elif kind == "plan":
-            self._on_plan(progress, row)
-        elif kind == "chunk":
-            progress.staged.add(int(row["chunk_index"]))
-            progress.seconds["denoise"] += float(row["seconds"])
-        self._advance(progress)
+        try:
+            if kind == "failed":
+                self._fail(progress, row["error"], row["error_kind"] or "transient")
+            elif kind == "plan":
+                self._on_plan(progress, row)
+            elif kind == "chunk":
+                progress.staged.add(int(row["chunk_index"]))
+                progress.seconds["denoise"] += float(row["seconds"])
+            self._advance(progress)
+        except Exception as error:  # e.g. the plan cannot be read back: this video only
+            if not progress.finished:
+                self._fail(progress, _task_error(error), "transient")
 
     def _on_plan(self, progress: VideoProgress, row: dict[str, Any]) -> None:
         from clear_ray.chunking import Segment
@@ -113,7 +120,10 @@ class Assembler:
         from clear_ray.staging import delete_staged_chunk, staged_chunk_uri
 
         for j in chunks_releasable(progress.segments, progress.segments_done) - progress.released:
-            delete_staged_chunk(staged_chunk_uri(progress.staging.chunks_dir, j), storage_options=self.options)
+            try:
+                delete_staged_chunk(staged_chunk_uri(progress.staging.chunks_dir, j), storage_options=self.options)
+            except OSError as error:  # clean-up only: the staging directory goes when the video is done
+                log.warning("could not release chunk %d of %s: %s", j, progress.video.rel_path, error)
             progress.released.add(j)
 
     def busy(self) -> bool:
@@ -153,7 +163,7 @@ class Assembler:
         self.record(self._row(progress, "done", frames=result["frames"], fps=result["fps"], width=result["width"],
                               height=result["height"], duration_s=result["duration_s"],
                               output_uri=progress.output_uri, comparison_uri=progress.comparison_uri))
-        storage.remove_tree(progress.staging.input_dir, self.options)
+        self._remove_staging(progress)
 
     def _fail(self, progress: VideoProgress, error: str, kind: str) -> None:
         progress.finished = True
@@ -163,7 +173,13 @@ class Assembler:
         if kind == "input":
             # Nothing staged for a broken file is worth keeping; transient failures keep
             # their staged chunks so the retry resumes at chunk granularity.
+            self._remove_staging(progress)
+
+    def _remove_staging(self, progress: VideoProgress) -> None:
+        try:
             storage.remove_tree(progress.staging.input_dir, self.options)
+        except OSError as error:  # the next run's clean-up removes what is left
+            log.warning("could not remove staging of %s: %s", progress.video.rel_path, error)
 
     def _row(self, progress: VideoProgress, status: str, **fields: Any) -> ManifestRow:
         video = progress.video

@@ -15,6 +15,11 @@ from typing import ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 
+class RemoverSetupError(ValueError):
+    """A remover cannot be built from its settings (a missing or wrong model file, ...).
+    Raised on the driver before any work starts; the CLI prints it as one line."""
+
+
 @dataclass(frozen=True)
 class RemovalResult:
     frames_thwc_u8: np.ndarray  # (T, H, W, 3) uint8, same shape as the input chunk

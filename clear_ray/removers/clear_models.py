@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clear_ray.removers.base import RemoverSetupError
+
 DIT_GLOB = "diffusion_pytorch_model*.safetensors"
 TEXT_ENCODER_FILE = "models_t5_umt5-xxl-enc-bf16.pth"
 VAE_FILE = "Wan2.1_VAE.pth"
@@ -59,7 +61,7 @@ FUN_CONTROL_IN_DIM = 3 * LATENT_CHANNELS
 BACKEND_VERSION = "clear-1"
 
 
-class ClearModelError(ValueError):
+class ClearModelError(RemoverSetupError):
     """A CLEAR model dir, LoRA file or architecture that cannot be used (one-line message)."""
 
 

@@ -34,3 +34,15 @@ def test_clear_backend_through_the_cli_and_ray(ray_cluster, tiny_clear_model, ma
         before = np.stack([f.to_ndarray(format="rgb24") for f in a.decode(video=0)]).astype(float)
         after = np.stack([f.to_ndarray(format="rgb24") for f in b.decode(video=0)]).astype(float)
     assert np.abs(before - after).mean() > 5  # the (random) model really ran on every chunk
+
+
+def test_a_missing_model_file_stops_the_job_with_one_line_before_any_work(tiny_clear_model, make_clip, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    make_clip("talk.mp4", frames=5).rename(src / "talk.mp4")
+    result = subprocess.run(["clear-ray", "remove", str(src), str(tmp_path / "dst"), "--backend", "clear",
+                             "--model-dir", str(tiny_clear_model.model_dir), "--lora", str(tmp_path / "missing.pt")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "missing.pt" in result.stderr and "LoRA" in result.stderr
+    assert not (tmp_path / "dst").exists()
