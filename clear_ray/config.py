@@ -118,7 +118,23 @@ class ClearConfig(StrictModel):
 
 
 class LiteConfig(StrictModel):
-    """The embedded CPU remover; its tuning knobs arrive with its implementation."""
+    """The embedded CPU remover (mask-free): a tiny learned text segmenter, temporal
+    propagation of the background along optical flow, spatial inpainting for the rest."""
+
+    detect_short_side: int = Field(270, ge=48, le=1080, description="short side (px) the text segmenter runs at")
+    detect_stride: int = Field(4, ge=1, le=32, description="run the segmenter every N frames (masks are interpolated)")
+    threshold: float = Field(0.7, gt=0.0, lt=1.0, description="text probability that seeds a text region")
+    low_threshold: float = Field(0.3, gt=0.0, lt=1.0, description="probability a seeded region grows through")
+    persist_threshold: float = Field(0.35, ge=0.0, lt=1.0,
+                                     description="probability a neighbouring keyframe must show to confirm text")
+    min_component_px: int = Field(20, ge=0, le=10_000, description="confident pixels a text region needs (working px)")
+    dilate_px: float = Field(1.5, ge=0.0, le=8.0, description="mask dilation in working-resolution pixels")
+    feather_px: int = Field(2, ge=0, le=16, description="soft mask edge outside the dilated mask (full-res px)")
+    flow_short_side: int = Field(270, ge=32, le=2160, description="short side (px) optical flow runs at")
+    margin_frac: float = Field(0.06, ge=0.0, le=1.0, description="flow context around the text, x frame long side")
+    inpaint_radius: int = Field(3, ge=1, le=32, description="cv2.inpaint radius for what no frame shows")
+    num_threads: int = Field(1, ge=1, le=64, description="OpenCV/torch threads (the Ray actor has num_cpus=1)")
+    weights: Path | None = Field(None, description="segmenter weights (.npz); None = the shipped ones")
 
 
 class RemoverConfig(StrictModel):

@@ -50,7 +50,8 @@ def load_remover(config: "RemoverConfig", device: str = "cpu") -> "Remover":
 def model_fingerprint(config: "RemoverConfig") -> str:
     """The resume key of the configured remover, computed without loading its weights."""
     cls = remover_class(config)
-    return f"{cls.name}-{cls.fingerprint_for(config)}"
+    fingerprint = cls.fingerprint_for(config)
+    return fingerprint if fingerprint.startswith(f"{cls.name}-") else f"{cls.name}-{fingerprint}"
 
 
 def backend_wants_gpu(config: "RemoverConfig") -> bool:

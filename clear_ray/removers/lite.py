@@ -1,0 +1,98 @@
+"""`lite`: the embedded, mask-free CPU subtitle remover.
+
+No OCR, no user mask, no download: a 40k-parameter segmenter trained here on generated
+captions finds the text (lite_detect), the background is brought in from the frames where
+it shows along optical flow and inpainted where no frame shows it (lite_fill). The mask
+returned is exactly 0 wherever nothing changed, so the shared compositor leaves those
+pixels bit-exact; a chunk without text comes back as the identity backend's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from clear_ray.removers.base import RemovalResult
+
+if TYPE_CHECKING:
+    from clear_ray.config import RemoverConfig
+
+VERSION = "lite-v1"
+
+
+class LiteRemover:
+    name: ClassVar[str] = "lite"
+    wants_gpu: ClassVar[bool] = False
+
+    def __init__(self, config: "RemoverConfig", device: str = "cpu"):
+        if device not in ("cpu",) and not device.startswith("cuda"):
+            raise ValueError(f"lite runs on the CPU; unknown device {device!r}")
+        self.remover_config = config
+        self.config = config.lite
+        self.weights_path, self.detect_settings, self.fill_settings = self._settings(config)
+        self._net = None
+
+    @staticmethod
+    def _settings(config: "RemoverConfig"):
+        from clear_ray.removers.lite_detect import DetectSettings
+        from clear_ray.removers.lite_fill import FillSettings
+        from clear_ray.removers.lite_net import DEFAULT_WEIGHTS
+
+        lite = config.lite
+        detect = DetectSettings(
+            detect_short_side=lite.detect_short_side, detect_stride=lite.detect_stride,
+            threshold=lite.threshold, low_threshold=lite.low_threshold, persist_threshold=lite.persist_threshold,
+            min_component_px=lite.min_component_px, dilate_px=lite.dilate_px, feather_px=lite.feather_px)
+        fill = FillSettings(flow_short_side=lite.flow_short_side, margin_frac=lite.margin_frac,
+                            inpaint_radius=lite.inpaint_radius)
+        return lite.weights or DEFAULT_WEIGHTS, detect, fill
+
+    @classmethod
+    def fingerprint_for(cls, config: "RemoverConfig") -> str:
+        """From the settings alone (no network loaded): the driver's resume key."""
+        from clear_ray.removers.lite_net import weights_digest
+
+        weights_path, detect, fill = cls._settings(config)
+        # Every knob, including the ones fixed in code (DetectSettings / FillSettings
+        # defaults), and the weight bytes: changing any of them re-processes inputs.
+        settings = {"config": config.lite.model_dump(mode="json", exclude={"num_threads", "weights"}),
+                    "detect": dataclasses.asdict(detect), "fill": dataclasses.asdict(fill)}
+        blob = json.dumps({"version": VERSION, "settings": settings, "weights": weights_digest(weights_path)},
+                          sort_keys=True)
+        return f"{VERSION}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+    def fingerprint(self) -> str:
+        return self.fingerprint_for(self.remover_config)
+
+    def _setup(self):
+        import cv2
+        import torch
+
+        from clear_ray.removers.lite_net import load_text_net
+
+        # The Ray actor reserves one CPU: more threads would only fight its neighbours.
+        cv2.setNumThreads(self.config.num_threads)
+        torch.set_num_threads(self.config.num_threads)
+        if self._net is None:
+            self._net = load_text_net(self.weights_path)
+        return self._net
+
+    def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
+        from clear_ray.removers.lite_detect import detect_text
+        from clear_ray.removers.lite_fill import fill_holes
+
+        if frames_thwc_u8.dtype != np.uint8 or frames_thwc_u8.ndim != 4 or frames_thwc_u8.shape[-1] != 3:
+            raise ValueError(f"lite needs uint8 frames (T,H,W,3), got {frames_thwc_u8.dtype} {frames_thwc_u8.shape}")
+        if min(frames_thwc_u8.shape[1:3]) < 8 or frames_thwc_u8.shape[0] < 1:
+            raise ValueError(f"lite needs frames of at least 8x8 and one frame, got {frames_thwc_u8.shape}")
+        net = self._setup()
+        detection = detect_text(net, frames_thwc_u8, self.detect_settings)
+        mask_thw_f32 = detection.mask_thw_f32
+        if detection.box is None:
+            return RemovalResult(frames_thwc_u8=frames_thwc_u8, mask_thw_f32=mask_thw_f32)
+        filled = fill_holes(frames_thwc_u8, mask_thw_f32 > 0, self.fill_settings)
+        return RemovalResult(frames_thwc_u8=filled, mask_thw_f32=mask_thw_f32)

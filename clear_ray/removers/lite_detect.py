@@ -1,0 +1,243 @@
+"""Where is the burned-in text? Per-frame soft masks for one chunk, from the video alone.
+
+1. Every frame is shrunk to the working size (short side ``detect_short_side``).
+2. The segmenter (lite_net) runs on keyframes every ``detect_stride`` frames, seeing the
+   colours plus how static each pixel is towards earlier and later frames.
+3. Per keyframe, regions above ``low_threshold`` are kept when they hold enough confident
+   seeds (> ``threshold``) that a neighbouring keyframe confirms (subtitles last seconds)
+   and when they look like a caption line: wider than tall, confident through their body,
+   strokes in both directions, not moving with the picture. Regions that fill their
+   bounding rectangle (caption boxes) take the whole rectangle plus a rim.
+4. Frames between keyframes take the union of the keyframes around them, widened by
+   ``fade_reach`` keyframes (cues fade; their faint ends are drawn where the strong part is).
+5. The result is brought to full resolution inside its bounding box only, thresholded,
+   dilated (anti-aliasing, outline and shadow fringes) and feathered by a few pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from clear_ray.removers.lite_features import detector_input, stability_maps, working_size
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    detect_short_side: int = 270
+    detect_stride: int = 4
+    threshold: float = 0.7
+    low_threshold: float = 0.3
+    persist_threshold: float = 0.35
+    min_component_px: int = 20
+    seed_fraction: float = 0.25  # share of a component that must be confidently text
+    min_aspect: float = 1.5  # width / height of a caption line
+    stroke_balance: tuple[float, float] = (0.45, 2.2)  # horizontal / vertical gradient energy
+    fade_reach: int = 1  # keyframes a detection also covers before and after it (fades)
+    box_fill: float = 0.8  # share of its bounding rectangle a region fills to count as a box
+    box_rim_px: int = 2  # working pixels added around such a rectangle
+    still_picture: float = 3.0  # median grey change below which the picture counts as still
+    still_text: float = 4.0  # grey change a static glyph core may show (codec noise)
+    dilate_px: float = 1.5  # in working-resolution pixels
+    feather_px: int = 2  # full-resolution soft edge outside the dilated mask
+
+
+@dataclass
+class Detection:
+    """Working-resolution probabilities plus the full-resolution soft mask."""
+
+    prob_thw_f32: np.ndarray  # (T, h, w) per-frame text probability after persistence
+    mask_thw_f32: np.ndarray  # (T, H, W) soft mask in [0, 1]; exactly 0 away from text
+    box: tuple[int, int, int, int] | None  # (y0, y1, x0, x1) full-res box holding every mask pixel
+
+
+def shrink_frames(frames_thwc_u8: np.ndarray, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(rgb (T, h, w, 3) uint8, gray (T, h, w) float32) at the working size."""
+    import cv2
+
+    h, w = size_hw
+    if (h, w) == frames_thwc_u8.shape[1:3]:
+        small = frames_thwc_u8
+    else:
+        small = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames_thwc_u8])
+    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in small]).astype(np.float32)
+    return small, gray
+
+
+def keyframe_indices(frames: int, stride: int) -> list[int]:
+    keys = list(range(0, frames, stride))
+    if keys[-1] != frames - 1:
+        keys.append(frames - 1)
+    return keys
+
+
+def keyframe_probabilities(net, small_thwc_u8: np.ndarray, gray_thw_f32: np.ndarray,
+                           keys: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(K, h, w) float32 text probability at each keyframe, and the (K, h, w) low and
+    high stability maps it saw."""
+    import torch
+
+    probs, lows, highs = [], [], []
+    with torch.inference_mode():
+        for t in keys:
+            low, high = stability_maps(gray_thw_f32, t)
+            x = torch.from_numpy(detector_input(small_thwc_u8[t], low, high))[None]
+            probs.append(torch.sigmoid(net(x))[0, 0].numpy())
+            lows.append(low)
+            highs.append(high)
+    return np.stack(probs).astype(np.float32), np.stack(lows), np.stack(highs)
+
+
+def _moves_with_picture(labels: np.ndarray, count: int, seeds: np.ndarray, low_hw: np.ndarray,
+                        high_hw: np.ndarray, settings: DetectSettings) -> np.ndarray:
+    """Per component: does it change like the picture instead of staying put? Burned-in
+    text keeps its pixels while the picture moves; a look-alike in the picture moves with
+    it. Judged only when the picture visibly moves (else nothing can be told)."""
+    moving = np.zeros(count, bool)
+    picture_motion = float(np.median(high_hw))
+    if picture_motion < settings.still_picture:
+        return moving
+    for label in np.unique(labels[seeds]):
+        calm = low_hw[(labels == label) & seeds]
+        # Most of a glyph's core is flat fill; a quarter of it must be as still as codec noise.
+        if calm.size and float(np.percentile(calm, 25)) > max(settings.still_text, 0.5 * picture_motion):
+            moving[label] = True
+    return moving
+
+
+def _line_shaped(labels: np.ndarray, count: int, stats: np.ndarray, seed_px: np.ndarray,
+                 gray_hw: np.ndarray | None, settings: DetectSettings) -> np.ndarray:
+    """Per component: does it look like a caption line rather than an edge in the picture?
+    A line of glyphs is wider than tall, confident through most of its body (not just
+    along one contour), and its strokes run both ways (vertical stems as well as
+    horizontal bars), unlike a single bright rim or horizon."""
+    import cv2
+
+    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    width = stats[:, cv2.CC_STAT_WIDTH].astype(np.float64)
+    height = stats[:, cv2.CC_STAT_HEIGHT].astype(np.float64)
+    ok = (seed_px >= settings.seed_fraction * area) & (width >= settings.min_aspect * height)
+    if gray_hw is not None:
+        gx = np.abs(cv2.Sobel(gray_hw, cv2.CV_32F, 1, 0))
+        gy = np.abs(cv2.Sobel(gray_hw, cv2.CV_32F, 0, 1))
+        sum_x = np.bincount(labels.ravel(), weights=gx.ravel(), minlength=count)
+        sum_y = np.bincount(labels.ravel(), weights=gy.ravel(), minlength=count)
+        ratio = sum_x / np.maximum(sum_y, 1e-6)
+        ok &= (ratio >= settings.stroke_balance[0]) & (ratio <= settings.stroke_balance[1])
+    return ok
+
+
+def _complete_boxes(kept_hw: np.ndarray, labels: np.ndarray, stats: np.ndarray, keep: np.ndarray,
+                    settings: DetectSettings) -> None:
+    """A region that nearly fills its bounding rectangle is a caption box (or a dense
+    line): its faint outer rim, where the box edge meets the picture, is where the
+    segmenter is least sure, so the whole rectangle plus a rim is taken (in place)."""
+    h, w = kept_hw.shape
+    for label in np.flatnonzero(keep):
+        x, y, bw, bh, area = (int(v) for v in stats[label, :5])
+        if area < settings.box_fill * bw * bh:
+            continue
+        g = settings.box_rim_px
+        kept_hw[max(0, y - g):min(h, y + bh + g), max(0, x - g):min(w, x + bw + g)] = 1.0
+
+
+def _persistent(probs_khw: np.ndarray, settings: DetectSettings, lows_khw: np.ndarray | None = None,
+                highs_khw: np.ndarray | None = None, gray_khw: np.ndarray | None = None) -> np.ndarray:
+    """Zero every keyframe detection that no neighbouring keyframe supports, and drop
+    specks smaller than ``min_component_px``."""
+    import cv2
+
+    kept = np.zeros_like(probs_khw)
+    grow = np.ones((3, 3), np.uint8)
+    for k in range(probs_khw.shape[0]):
+        neighbours = [probs_khw[j] for j in (k - 1, k + 1) if 0 <= j < probs_khw.shape[0]]
+        if not neighbours:  # a one-keyframe chunk has nothing to confirm with
+            support = probs_khw[k]
+        else:
+            support = cv2.dilate(np.max(neighbours, axis=0), grow)
+        seeds = (probs_khw[k] > settings.threshold) & (support > settings.persist_threshold)
+        if not seeds.any():
+            continue
+        # Hysteresis: keep each region above the low threshold that holds a confirmed seed
+        # of at least min_component_px pixels (glyph fringes are less certain than cores).
+        region = probs_khw[k] > settings.low_threshold
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8), connectivity=8)
+        seed_px = np.bincount(labels[seeds], minlength=count)
+        keep = seed_px >= max(1, settings.min_component_px)
+        keep[0] = False
+        keep &= _line_shaped(labels, count, stats, seed_px, gray_khw[k] if gray_khw is not None else None, settings)
+        if lows_khw is not None and highs_khw is not None:
+            keep &= ~_moves_with_picture(labels, count, seeds, lows_khw[k], highs_khw[k], settings)
+        kept[k] = np.where(keep[labels], probs_khw[k], 0.0)
+        _complete_boxes(kept[k], labels, stats, keep, settings)
+    return kept
+
+
+def _per_frame(kept_khw: np.ndarray, keys: list[int], frames: int, reach: int) -> np.ndarray:
+    """Each frame takes the union of the keyframes around it, widened by ``reach``
+    keyframes on each side: a cue fading in or out is faint at its ends, where the
+    segmenter may miss it, but it is drawn at the place its full-strength frames show."""
+    out = np.empty((frames,) + kept_khw.shape[1:], np.float32)
+    count = len(keys)
+    if count == 1:
+        out[:] = kept_khw[0]
+        return out
+    for i in range(count - 1):
+        lo, hi = max(0, i - reach), min(count, i + 2 + reach)
+        out[keys[i]:keys[i + 1] + 1] = kept_khw[lo:hi].max(axis=0)
+    return out
+
+
+def full_resolution_masks(prob_thw: np.ndarray, full_hw: tuple[int, int], settings: DetectSettings) -> Detection:
+    import cv2
+
+    frames, h, w = prob_thw.shape
+    full_h, full_w = full_hw
+    mask = np.zeros((frames, full_h, full_w), np.float32)
+    on_thw = prob_thw > settings.low_threshold
+    if not on_thw.any():
+        return Detection(prob_thw, mask, None)
+    sy, sx = full_h / h, full_w / w
+    grow_px = settings.dilate_px * max(sy, sx) + settings.feather_px + 2
+    ys, xs = np.nonzero(on_thw.any(axis=0))
+    y0 = max(0, int(np.floor(ys.min() * sy - grow_px)))
+    y1 = min(full_h, int(np.ceil((ys.max() + 1) * sy + grow_px)))
+    x0 = max(0, int(np.floor(xs.min() * sx - grow_px)))
+    x1 = min(full_w, int(np.ceil((xs.max() + 1) * sx + grow_px)))
+    # Working-pixel centres map to full-res centres; warpAffine upsamples only our box.
+    to_small = np.array([[1 / sx, 0, (x0 + 0.5) / sx - 0.5], [0, 1 / sy, (y0 + 0.5) / sy - 0.5]], np.float64)
+    radius = settings.dilate_px * max(sy, sx)
+    size = 2 * int(np.ceil(radius)) + 1
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    feather = 2 * settings.feather_px + 1
+    previous_t = None
+    for t in range(frames):
+        if not on_thw[t].any():
+            continue
+        # Frames between two keyframes share one probability map: upsample it once.
+        if previous_t is not None and np.array_equal(prob_thw[t], prob_thw[previous_t]):
+            mask[t, y0:y1, x0:x1] = mask[previous_t, y0:y1, x0:x1]
+            continue
+        previous_t = t
+        up = cv2.warpAffine(prob_thw[t], to_small, (x1 - x0, y1 - y0),
+                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+        core = cv2.dilate((up > settings.low_threshold).astype(np.uint8), disk)
+        if settings.feather_px > 0:
+            soft = cv2.blur(core.astype(np.float32), (feather, feather))
+            core_soft = np.maximum(core.astype(np.float32), np.clip(soft * 2.0, 0.0, 1.0))
+        else:
+            core_soft = core.astype(np.float32)
+        mask[t, y0:y1, x0:x1] = core_soft
+    return Detection(prob_thw, mask, (y0, y1, x0, x1))
+
+
+def detect_text(net, frames_thwc_u8: np.ndarray, settings: DetectSettings) -> Detection:
+    frames, full_h, full_w = frames_thwc_u8.shape[:3]
+    size_hw = working_size(full_h, full_w, settings.detect_short_side)
+    small, gray = shrink_frames(frames_thwc_u8, size_hw)
+    keys = keyframe_indices(frames, settings.detect_stride)
+    probs, lows, highs = keyframe_probabilities(net, small, gray, keys)
+    kept = _persistent(probs, settings, lows, highs, gray[keys])
+    prob_thw = _per_frame(kept, keys, frames, settings.fade_reach)
+    return full_resolution_masks(prob_thw, (full_h, full_w), settings)
