@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -15,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clear_ray.testing.s3_server import free_port
+from clear_ray.testing.s3_server import free_port, stop_process_group
 
 _PORT_FLAGS = (
     "port", "node-manager-port", "object-manager-port", "dashboard-port", "dashboard-agent-listen-port",
@@ -62,13 +61,7 @@ class RayHead:
 
     def stop(self) -> None:
         # Kill our process group only: `ray stop` would also kill every other local cluster.
-        if self._process is not None and self._process.poll() is None:
-            os.killpg(self._process.pid, signal.SIGTERM)
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._process.pid, signal.SIGKILL)
-                self._process.wait()
+        stop_process_group(self._process, timeout_s=10)
         self._process = None
         if getattr(self, "_log", None):
             self._log.close()

@@ -23,13 +23,11 @@ BARCODE_BITS = 12
 BARCODE_BLOCK = 8  # pixels per bit: survives H.264 at CRF 17
 
 
-class CountingRemover:
-    name: ClassVar[str] = "counting"
-    wants_gpu: ClassVar[bool] = False
+class _TestRemover:
+    """What every test remover shares: a fixed fingerprint, CPU only."""
 
-    def __init__(self, config, device: str = "cpu"):
-        self.calls_file = config.plugin_options["calls_file"]
-        self.sleep_s = float(config.plugin_options.get("sleep_s", 0.0))
+    name: ClassVar[str] = "test"
+    wants_gpu: ClassVar[bool] = False
 
     @classmethod
     def fingerprint_for(cls, config) -> str:
@@ -37,6 +35,14 @@ class CountingRemover:
 
     def fingerprint(self) -> str:
         return "v1"
+
+
+class CountingRemover(_TestRemover):
+    name: ClassVar[str] = "counting"
+
+    def __init__(self, config, device: str = "cpu"):
+        self.calls_file = config.plugin_options["calls_file"]
+        self.sleep_s = float(config.plugin_options.get("sleep_s", 0.0))
 
     def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
         time.sleep(self.sleep_s)
@@ -66,19 +72,11 @@ def read_barcode(frame_hwc_u8: np.ndarray, row: int) -> int:
     return value
 
 
-class BarcodeCopyRemover:
+class BarcodeCopyRemover(_TestRemover):
     name: ClassVar[str] = "barcode-copy"
-    wants_gpu: ClassVar[bool] = False
 
     def __init__(self, config, device: str = "cpu"):
         pass
-
-    @classmethod
-    def fingerprint_for(cls, config) -> str:
-        return "v1"
-
-    def fingerprint(self) -> str:
-        return "v1"
 
     def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
         frames = frames_thwc_u8.copy()

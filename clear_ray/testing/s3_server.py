@@ -33,6 +33,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_process_group(process: subprocess.Popen | None, timeout_s: float) -> None:
+    """SIGTERM a server started with start_new_session=True and everything it spawned;
+    SIGKILL what is still alive after ``timeout_s``."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def _weed_binary() -> str:
     # Prefer the one installed next to this interpreter (an unactivated venv).
     beside = Path(sys.executable).parent / "weed"
@@ -89,13 +102,7 @@ class SeaweedS3:
         return s3fs.S3FileSystem(skip_instance_cache=True, **self.storage_options())
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            os.killpg(self._process.pid, signal.SIGTERM)
-            try:
-                self._process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._process.pid, signal.SIGKILL)
-                self._process.wait()
+        stop_process_group(self._process, timeout_s=15)
         self._process = None
         if getattr(self, "_log", None):
             self._log.close()
