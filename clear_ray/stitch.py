@@ -1,6 +1,7 @@
 """The one compositor, and the streaming stitch of segments.
 
-Every remover's output reaches the video through ``composite_frame``:
+Every remover's output reaches the video through ``composite_patch`` (``composite_frame``
+is the same over a whole RGB frame):
 
     out = src * (1 - sum_j w_j m_j) + sum_j w_j m_j * removed_j
 
@@ -11,10 +12,12 @@ a frame no mask touches is passed through without any arithmetic at all.
 
 ``stitch_segment`` streams one segment: one sequential exact decode of its source frames
 (a few frames decoded ahead in a thread), one frame composited at a time plus the staged
-chunks it reads, each written with its source pts. ``stitch_video`` is the single-process
-driver (tests, benchmarks): one sequential decode feeding all segments in order, staged
-chunks loaded when first needed and released as soon as no later segment reads them,
-then ``mux``.
+chunks it reads, each written with its source pts. A frame no mask touches goes to the
+encoder in the decoder's own YUV (never converted to RGB); a touched frame is composited
+in RGB over the masks' box only, and only the touched pixels replace the decoder's YUV.
+``stitch_video`` is the single-process driver (tests, benchmarks): one sequential decode
+feeding all segments in order, staged chunks loaded when first needed and released as
+soon as no later segment reads them, then ``mux``.
 """
 
 from __future__ import annotations
@@ -48,14 +51,23 @@ class StitchError(RuntimeError):
     """The staged chunks and the source disagree (one-line reason)."""
 
 
-def composite_frame(source_hwc_u8: np.ndarray,
-                    layers: Sequence[tuple[float, StagedFrame]]) -> np.ndarray:
-    """Blend the staged frames ``layers`` (blend weight, staged frame) over one source frame.
+Box = tuple[int, int, int, int]  # (y0, y1, x0, x1), half-open, display orientation
 
-    Returns ``source_hwc_u8`` itself (not a copy) when no layer touches the frame."""
-    active = [(weight, frame) for weight, frame in layers if weight > 0 and not frame.empty]
+
+def active_layers(layers: Sequence[tuple[float, StagedFrame]]) -> list[tuple[float, StagedFrame]]:
+    """The layers that change the frame: positive weight and a non-empty mask."""
+    return [(weight, frame) for weight, frame in layers if weight > 0 and not frame.empty]
+
+
+def composite_patch(source_hwc_u8: np.ndarray, layers: Sequence[tuple[float, StagedFrame]]
+                    ) -> tuple[Box, np.ndarray, np.ndarray] | None:
+    """The compositor over the union of the layers' mask boxes: ``(box, patch_hwc_u8,
+    touched_hw)``, where ``patch_hwc_u8`` is the composited box and ``touched_hw`` says
+    which of its pixels some mask sets (elsewhere the patch is the source pixel). None
+    when no layer touches the frame (``source_hwc_u8`` is then never read)."""
+    active = active_layers(layers)
     if not active:
-        return source_hwc_u8
+        return None
     y0 = min(frame.box[0] for _, frame in active)
     y1 = max(frame.box[1] for _, frame in active)
     x0 = min(frame.box[2] for _, frame in active)
@@ -74,13 +86,27 @@ def composite_frame(source_hwc_u8: np.ndarray,
             removed_hwc_u8[frame.mask_hw_u8 > 0] = frame.pixels_mc_u8
         alpha_hw_f32[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] += alpha_hw
         replaced_hwc_f32[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] += alpha_hw[..., None] * removed_hwc_u8
-    out_hwc_u8 = source_hwc_u8.copy()
-    region_hwc_u8 = out_hwc_u8[y0:y1, x0:x1]
+    region_hwc_u8 = source_hwc_u8[y0:y1, x0:x1]
     touched_hw = alpha_hw_f32 > 0
     keep_hw1 = np.float32(1) - np.minimum(alpha_hw_f32, np.float32(1))[..., None]
-    blended_hwc_u8 = np.clip(np.rint(region_hwc_u8 * keep_hw1 + replaced_hwc_f32), 0, 255).astype(np.uint8)
+    patch_hwc_u8 = np.clip(np.rint(region_hwc_u8 * keep_hw1 + replaced_hwc_f32), 0, 255).astype(np.uint8)
+    # Untouched pixels of the box are the source's, exactly (not a float round trip).
+    np.copyto(patch_hwc_u8, region_hwc_u8, where=~touched_hw[..., None])
+    return (y0, y1, x0, x1), patch_hwc_u8, touched_hw
+
+
+def composite_frame(source_hwc_u8: np.ndarray,
+                    layers: Sequence[tuple[float, StagedFrame]]) -> np.ndarray:
+    """Blend the staged frames ``layers`` (blend weight, staged frame) over one source frame.
+
+    Returns ``source_hwc_u8`` itself (not a copy) when no layer touches the frame."""
+    patched = composite_patch(source_hwc_u8, layers)
+    if patched is None:
+        return source_hwc_u8
+    (y0, y1, x0, x1), patch_hwc_u8, touched_hw = patched
+    out_hwc_u8 = source_hwc_u8.copy()
     # Written back only where some mask is set: every other pixel stays the source's.
-    np.copyto(region_hwc_u8, blended_hwc_u8, where=touched_hw[..., None])
+    np.copyto(out_hwc_u8[y0:y1, x0:x1], patch_hwc_u8, where=touched_hw[..., None])
     return out_hwc_u8
 
 
@@ -135,8 +161,11 @@ def stitch_segment(source_uri: str, info: "VideoInfo", segment: Segment,
             if frame.index != expected or int(frame.pts) != int(frame_pts[expected]):
                 raise StitchError(f"segment {segment.index}: decoder returned frame {frame.index} "
                                   f"(pts {frame.pts}) where frame {expected} (pts {frame_pts[expected]}) was due")
-            layers = frame_layers(expected, segment.chunk_indices, staged_by_chunk, weights)
-            encoder.write(int(frame.pts), composite_frame(frame.rgb_hwc_u8, layers))
+            layers = active_layers(frame_layers(expected, segment.chunk_indices, staged_by_chunk, weights))
+            if layers:  # only now is the frame converted to RGB
+                encoder.write_patched(frame, *composite_patch(frame.rgb_hwc_u8, layers))
+            else:
+                encoder.write_source(frame)
             expected += 1
     finally:
         if own_decode is not None:
@@ -210,15 +239,22 @@ class StitchReport:
 def stitch_video(source_uri: str, out_uri: str, chunks: Sequence[Chunk], staging_dir_uri: str, *,
                  info: "VideoInfo | None" = None, frame_pts: Sequence[int] | np.ndarray | None = None,
                  blend: BlendKind = "cosine", crf: int = 17, preset: str = "medium", threads: int = 1,
+                 decode_threads: int = 1,
                  release: Callable[[int], None] | None = None, work_dir: str | None = None,
-                 storage_options: Mapping[str, Any] | None = None) -> StitchReport:
+                 storage_options: Mapping[str, Any] | None = None,
+                 staged_ready: Callable[[int], None] | None = None) -> StitchReport:
     """Stitch a video whose chunks are staged under ``staging_dir_uri`` and mux it to ``out_uri``.
 
     Segments are encoded in order into a temporary directory (under ``work_dir`` if given);
     each staged chunk is read when first needed and, once the last segment reading it is
     encoded, dropped from memory and passed to ``release`` (e.g. to delete it). Those
     segment files are not durable: a process that dies before ``mux`` must restage what
-    it released (the distributed driver releases only after a segment is stored)."""
+    it released (the distributed driver releases only after a segment is stored).
+    ``threads`` are the encoder's; the source is decoded in a thread of its own with
+    ``decode_threads`` (one keeps well ahead of x264; frame threads only add CPU time).
+    ``staged_ready(j)``, if given, is called before chunk j is first read and may block
+    until it is staged: a caller that stages chunks concurrently (as the distributed
+    pipeline does) has segment k encoded while later chunks are still being removed."""
     from clear_ray.media import SegmentEncoder, frame_timestamps, iter_frames, mux, probe
 
     options = dict(storage_options or {})
@@ -238,7 +274,8 @@ def stitch_video(source_uri: str, out_uri: str, chunks: Sequence[Chunk], staging
     # One sequential decode feeds every segment in turn: re-seeking per segment would
     # decode up to a whole GOP again for each one.
     source_frames = prefetched(iter_frames(source_uri, 0, num_frames, start_pts=int(frame_pts[0]), info=info,
-                                           timestamps=frame_pts, storage_options=options or None, threads=threads),
+                                           timestamps=frame_pts, storage_options=options or None,
+                                           threads=decode_threads),
                                depth=PREFETCH_FRAMES)
     with tempfile.TemporaryDirectory(prefix="cr-stitch-", dir=work_dir) as scratch, \
             contextlib.closing(source_frames):
@@ -248,6 +285,8 @@ def stitch_video(source_uri: str, out_uri: str, chunks: Sequence[Chunk], staging
         for segment in segments:
             for j in segment.chunk_indices:
                 if j not in loaded:
+                    if staged_ready is not None:
+                        staged_ready(j)
                     staged = read_staged_chunk(staged_chunk_uri(staging_dir_uri, j),
                                                storage_options=options or None)
                     if (staged.chunk.start, staged.chunk.stop) != (chunks[j].start, chunks[j].stop):

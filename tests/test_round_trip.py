@@ -256,3 +256,29 @@ def test_every_output_frame_is_its_source_frame(tmp_path, frames, vfr, chunk_siz
     assert np.array_equal(frame_timestamps(str(out)), frame_timestamps(str(source)))
     middle_rows = out_frames[:, 2 * BLOCK + 4:STAMP_ROW - 4].astype(int)
     assert np.abs(middle_rows - 96).max() <= 3
+
+
+# --- untouched frames keep the decoder's YUV ---------------------------------------------
+
+def _stored_planes(path: Path) -> list[list[np.ndarray]]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [[np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width].copy()
+                 for plane in frame.planes] for frame in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("spec", [
+    ClipSpec(frames=30, preset="medium", gop=7, rotation=90),  # B-frames, segments starting mid-GOP
+    ClipSpec(frames=12, width=85, height=47, container="mkv", audio_tracks=2, subtitle_track=True),
+], ids=["bframes-rot90-mp4", "odd-444-mkv"])
+def test_identity_at_crf0_returns_the_sources_yuv_exactly(spec, tmp_path):
+    """Frames the compositor leaves untouched reach x264 as the decoder's own YUV: through
+    the whole pipeline (chunks, staging, segments, mux) a lossless encode gives back
+    every sample of every frame."""
+    source = write_clip(tmp_path / f"src.{spec.container}", spec)
+    out, _ = run_pipeline(source, tmp_path, IdentityRemover(), 9, 4, crf=0)
+    source_planes, out_planes = _stored_planes(source), _stored_planes(out)
+    assert len(out_planes) == len(source_planes) == spec.frames
+    for src, got in zip(source_planes, out_planes):
+        assert all(np.array_equal(a, b) for a, b in zip(src, got))

@@ -210,3 +210,53 @@ def test_stitch_video_with_staging_on_s3(make_clip, tmp_path, s3_server, s3_buck
     assert list_staged_chunks(staging_dir, storage_options=options) == {}
     assert report.num_frames == 40
     assert np.array_equal(frame_timestamps(str(tmp_path / "out.mp4")), pts)
+
+
+class _BandRemover:
+    """Replaces a horizontal band with flat grey (mask 1, soft edge rows at 0.5)."""
+
+    name = "band"
+    wants_gpu = False
+
+    def fingerprint(self) -> str:
+        return "band-v1"
+
+    def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
+        mask_thw_f32 = np.zeros(frames_thwc_u8.shape[:3], np.float32)
+        mask_thw_f32[:, 21:31] = 1.0
+        mask_thw_f32[:, 20] = mask_thw_f32[:, 31] = 0.5
+        return RemovalResult(np.full_like(frames_thwc_u8, 128), mask_thw_f32)
+
+
+def test_stitch_keeps_the_decoders_yuv_outside_the_masks(make_clip, tmp_path):
+    """Encoded losslessly, the stitched video is the source's YUV sample for sample except
+    in the masked rows (and the chroma rows they share), which hold the removed grey."""
+    import av
+
+    from clear_ray.media import frame_timestamps, probe
+    from clear_ray.staging import remove_and_stage
+    from clear_ray.stitch import stitch_video
+
+    source = make_clip("src.mp4", frames=24, preset="medium", gop=10, audio_tracks=0)
+    info, pts = probe(str(source)), frame_timestamps(str(source))
+    chunks = plan_chunks(24, 9, 4)
+    for chunk in chunks:
+        remove_and_stage(str(source), chunk, _BandRemover(), str(tmp_path / "st"), info=info, frame_pts=pts)
+    stitch_video(str(source), str(tmp_path / "out.mp4"), chunks, str(tmp_path / "st"), info=info, frame_pts=pts,
+                 crf=0, preset="ultrafast")
+
+    def planes(path):
+        with av.open(str(path)) as container:
+            return [[np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width].copy()
+                     for p in frame.planes] for frame in container.decode(video=0)]
+
+    source_planes, out_planes = planes(source), planes(tmp_path / "out.mp4")
+    assert len(out_planes) == 24
+    luma_rows = np.r_[0:20, 32:H]
+    chroma_rows = np.r_[0:10, 16:H // 2]  # chroma row r covers luma rows 2r, 2r+1
+    for src, out in zip(source_planes, out_planes):
+        assert np.array_equal(out[0][luma_rows], src[0][luma_rows])
+        assert np.array_equal(out[1][chroma_rows], src[1][chroma_rows])
+        assert np.array_equal(out[2][chroma_rows], src[2][chroma_rows])
+        assert np.abs(out[0][21:31].astype(int) - 126).max() <= 1  # RGB 128 grey, limited range BT.601
+        assert not np.array_equal(out[0][21:31], src[0][21:31])

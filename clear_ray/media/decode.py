@@ -2,18 +2,21 @@
 
 Frames are identified by presentation timestamp, never by seeking to a time and hoping:
 seek to a keyframe a little before the first wanted pts, decode forward, drop frames before
-it and take exactly ``stop - start`` frames. A seek that lands after the wanted frame (a
-wrong keyframe index, an open GOP) is retried from further back and finally from the
-start; files whose packet timestamps cannot locate frames (``info.exact_seek`` False) are
-decoded from the start, counting frames. Every loop ends at end of file, and memory holds
-one frame at a time.
+it and take exactly ``stop - start`` frames. On the way from the keyframe to the first
+wanted frame, non-reference pictures shown before it are not decoded at all: no other
+picture needs them. A seek that lands after the wanted frame (a wrong keyframe index, an
+open GOP) is retried from further back and finally from the start; files whose packet
+timestamps cannot locate frames (``info.exact_seek`` False) are decoded from the start,
+counting frames. Every loop ends at end of file, and memory holds one frame at a time.
+
+A ``Frame`` keeps the decoder's own picture and makes RGB only when asked: the encoder
+takes untouched frames in the decoder's YUV, with no RGB round trip at all.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 
@@ -30,13 +33,37 @@ _SWS_MATRIX = {"bt709": 1, "fcc": 4, "bt470bg": 5, "smpte170m": 5, "smpte240m": 
 _SEEK_MARGIN_FRAMES = 4
 # After an overshoot, retry this many frames further back before decoding from the start.
 _RETRY_BACK_FRAMES = (300,)
+# One thread per conversion: swscale's automatic slice threads cost CPU (3.5 -> 5.1 ms per
+# 720p accurate YUV->RGB here) and the pipeline already works on many frames at once.
+SWS_THREADS = 1
 
 
-@dataclass(frozen=True)
+RgbMode = Literal["accurate", "fast"]
+
+
 class Frame:
-    index: int  # frame number in presentation order
-    pts: int  # source pts, video stream time base
-    rgb_hwc_u8: np.ndarray  # display-oriented (rotation applied)
+    """One decoded source frame: its index in presentation order, its source pts (video
+    stream time base) and ``video_frame``, the decoder's picture (stored orientation, the
+    source's pixel format). ``rgb_hwc_u8`` (display-oriented) is converted on first use
+    and kept."""
+
+    __slots__ = ("index", "pts", "video_frame", "_to_rgb", "_rgb_hwc_u8")
+
+    def __init__(self, index: int, pts: int, video_frame: Any, to_rgb: Callable[[Any], np.ndarray]):
+        self.index = index
+        self.pts = pts
+        self.video_frame = video_frame
+        self._to_rgb = to_rgb
+        self._rgb_hwc_u8: np.ndarray | None = None
+
+    @property
+    def rgb_hwc_u8(self) -> np.ndarray:
+        if self._rgb_hwc_u8 is None:
+            self._rgb_hwc_u8 = self._to_rgb(self.video_frame)
+        return self._rgb_hwc_u8
+
+    def __repr__(self) -> str:
+        return f"Frame(index={self.index}, pts={self.pts})"
 
 
 def yuv_matrix(info: VideoInfo) -> int:
@@ -52,25 +79,31 @@ def yuv_range(info: VideoInfo) -> str:
     return "JPEG" if info.color_range == "pc" or info.pix_fmt.startswith("yuvj") else "MPEG"
 
 
-def sws_flags() -> int:
-    # Accurate rounding and full chroma interpolation: an RGB->YUV->RGB round trip keeps
-    # 61 dB PSNR instead of 44 dB (bikes.mp4), for ~5x slower YUV->RGB (150 vs 750 fps at
-    # 720p here; still far above x264 medium's ~17 fps).
+def sws_flags(mode: RgbMode = "accurate") -> int:
+    """swscale flags. "accurate": rounding and full chroma interpolation, so that an
+    RGB->YUV->RGB round trip keeps 61 dB PSNR instead of 44 dB (bikes.mp4), for ~10x slower
+    YUV->RGB (3.5 vs 0.35 ms per 720p frame here). "fast": swscale's unscaled converter,
+    42-44 dB PSNR from the accurate RGB on bbb 720p: for a remover's input only (its output
+    counts only where its mask is set); output pixels always take the accurate path."""
     from av.video.reformatter import Interpolation
 
+    if mode == "fast":
+        return int(Interpolation.BILINEAR)
+    if mode != "accurate":
+        raise ValueError(f"rgb must be 'accurate' or 'fast', got {mode!r}")
     return int(Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT)
 
 
 class _RgbConverter:
-    def __init__(self, info: VideoInfo):
+    def __init__(self, info: VideoInfo, mode: RgbMode = "accurate"):
         self.matrix = yuv_matrix(info)
         self.range = yuv_range(info)
         self.quarter_turns = info.rotation // 90
-        self.flags = sws_flags()
+        self.flags = sws_flags(mode)
 
     def __call__(self, frame: Any) -> np.ndarray:
         rgb = frame.reformat(format="rgb24", src_colorspace=self.matrix, src_color_range=self.range,
-                             dst_color_range="JPEG", interpolation=self.flags)
+                             dst_color_range="JPEG", interpolation=self.flags, threads=SWS_THREADS)
         array_hwc_u8 = rgb.to_ndarray()
         if self.quarter_turns:
             array_hwc_u8 = np.ascontiguousarray(np.rot90(array_hwc_u8, self.quarter_turns))
@@ -83,7 +116,8 @@ class _Unreliable(Exception):
 
 def iter_frames(uri: str, start: int, stop: int, *, start_pts: int | None = None, info: VideoInfo | None = None,
                 storage_options: dict | None = None, timestamps: Sequence[int] | np.ndarray | None = None,
-                max_pixels: int = DEFAULT_MAX_PIXELS, threads: int = 0) -> Iterator[Frame]:
+                max_pixels: int = DEFAULT_MAX_PIXELS, threads: int = 0,
+                rgb: RgbMode = "accurate") -> Iterator[Frame]:
     """Exactly the frames [start, stop) in presentation order.
 
     ``start_pts`` (= ``frame_timestamps(uri)[start]``) avoids a re-scan of the file (pass
@@ -92,9 +126,11 @@ def iter_frames(uri: str, start: int, stop: int, *, start_pts: int | None = None
     checked against the scan and also places ``start`` among repeated pts. Without either
     the function scans the file itself. ``threads`` bounds the decoder's threads (0 = FFmpeg's
     choice). Files whose timestamps cannot locate frames (``exact_seek`` False) are decoded
-    from the start and need the scan whatever is passed.
+    from the start and need the scan whatever is passed. ``rgb`` picks the conversion each
+    frame's ``rgb_hwc_u8`` gets (see ``sws_flags``).
     """
     uri = str(uri)
+    sws_flags(rgb)  # refuses an unknown mode before any work
     if start_pts is None and timestamps is None:
         info, timestamps = inspect(uri, storage_options=storage_options, max_pixels=max_pixels)
         total: int | None = info.num_frames
@@ -112,7 +148,7 @@ def iter_frames(uri: str, start: int, stop: int, *, start_pts: int | None = None
     if timestamps is not None:
         timestamps = np.asarray(timestamps, dtype=np.int64)
         start_pts = int(timestamps[start])
-    reader = _RangeReader(uri, info, storage_options, threads, timestamps, total if total is not None else stop)
+    reader = _RangeReader(uri, info, storage_options, threads, timestamps, total if total is not None else stop, rgb)
     if info.exact_seek:
         produced = 0
         try:
@@ -132,7 +168,8 @@ def iter_frames(uri: str, start: int, stop: int, *, start_pts: int | None = None
 
 
 def decode(uri: str, start: int, stop: int, **kwargs: Any) -> np.ndarray:
-    """Frames [start, stop) as one ``(T, H, W, 3)`` uint8 array, display-oriented."""
+    """Frames [start, stop) as one ``(T, H, W, 3)`` uint8 array, display-oriented
+    (keyword arguments as for ``iter_frames``; a remover's input may use ``rgb="fast"``)."""
     frames = [frame.rgb_hwc_u8 for frame in iter_frames(uri, start, stop, **kwargs)]
     if not frames:
         info = kwargs.get("info")
@@ -143,17 +180,27 @@ def decode(uri: str, start: int, stop: int, **kwargs: Any) -> np.ndarray:
 
 class _RangeReader:
     def __init__(self, uri: str, info: VideoInfo, storage_options: dict | None, threads: int,
-                 timestamps: np.ndarray | None, total: int):
+                 timestamps: np.ndarray | None, total: int, rgb: RgbMode = "accurate"):
         self.uri, self.info, self.storage_options, self.threads = uri, info, storage_options, threads
         self.timestamps = timestamps
         self.total = total  # the frame count errors report
-        self.to_rgb = _RgbConverter(info)
+        self.to_rgb = _RgbConverter(info, rgb)
 
-    def _frames(self, container: Any) -> Iterator[Any]:
+    def _frames(self, container: Any, skip_before_pts: int | None = None) -> Iterator[Any]:
+        """Decoded frames to EOF. Packets shown before ``skip_before_pts`` are decoded only
+        if other pictures may refer to them (skip_frame NONREF, set per packet: a frame
+        thread copies the setting when it takes the packet)."""
         stream = container.streams[self.info.video_stream_index]
-        stream.codec_context.thread_type = "AUTO"
-        stream.codec_context.thread_count = self.threads
-        yield from container.decode(stream)  # ends at EOF
+        context = stream.codec_context
+        context.thread_type = "AUTO"
+        context.thread_count = self.threads
+        skipping = False
+        for packet in container.demux(stream):  # ends with the flush packet at EOF
+            skip = skip_before_pts is not None and packet.pts is not None and packet.pts < skip_before_pts
+            if skip != skipping:
+                context.skip_frame = "NONREF" if skip else "DEFAULT"
+                skipping = skip
+            yield from packet.decode()
 
     def _expected(self, index: int) -> int | None:
         return int(self.timestamps[index]) if self.timestamps is not None else None
@@ -177,7 +224,7 @@ class _RangeReader:
                 first = True
                 skip_equal = equal_before
                 previous: int | None = None
-                for frame in self._frames(container):
+                for frame in self._frames(container, skip_before_pts=start_pts):
                     pts = frame.pts
                     if pts is None or (previous is not None and pts < previous):
                         _log.debug("%s: decoded pts %s out of order; counting frames instead", self.uri, pts)
@@ -204,7 +251,7 @@ class _RangeReader:
                         _log.debug("%s: frame %d decoded with pts %d, scan says %d; counting frames instead",
                                    self.uri, index, pts, expected)
                         raise _Unreliable()
-                    yield Frame(index, pts, self.to_rgb(frame))
+                    yield Frame(index, pts, frame, self.to_rgb)
                     index += 1
                     if index == stop:
                         return
@@ -221,7 +268,7 @@ class _RangeReader:
         with open_container(self.uri, self.storage_options) as container:
             for frame in self._frames(container):
                 if index >= start:
-                    yield Frame(index, int(self.timestamps[index]), self.to_rgb(frame))
+                    yield Frame(index, int(self.timestamps[index]), frame, self.to_rgb)
                 index += 1
                 if index == stop:
                     return

@@ -2,10 +2,18 @@
 
 A segment covers a contiguous range of frames, starts with an IDR frame and carries the
 source's own timestamps in the source's time base, so that ``mux`` can join segments by
-stream copy. Frames arrive display-oriented (as removers see them) and are turned back to
-the source's stored orientation; RGB->YUV uses the source's matrix and range, the same
-ones decoding used, so colours round-trip. Segments are MP4 files whatever their name:
-MP4 keeps any time base exactly (1/30000, 1/90000, ...) and negative B-frame dts.
+stream copy. Segments are MP4 files whatever their name: MP4 keeps any time base exactly
+(1/30000, 1/90000, ...) and negative B-frame dts.
+
+Three ways in, cheapest first:
+- ``write_source``: a decoded source frame nobody changed goes to x264 in the decoder's
+  own YUV (no RGB round trip: faster, and no conversion loss);
+- ``write_patched``: a source frame with an RGB patch over part of it; only the patch's
+  box (chroma-aligned, plus a margin) goes RGB->YUV, and only the luma pixels and chroma
+  samples the patch touches replace the decoder's YUV;
+- ``write``: a whole display-oriented RGB frame, turned back to the stored orientation.
+RGB->YUV uses the source's matrix and range, the same ones decoding used, so colours
+round-trip.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from clear_ray.media._io import atomic_output
-from clear_ray.media.decode import sws_flags, yuv_matrix, yuv_range
+from clear_ray.media.decode import SWS_THREADS, Frame, sws_flags, yuv_matrix, yuv_range
 from clear_ray.media.probe import (
     COLOR_PRIMARIES_NAMES,
     COLOR_RANGE_NAMES,
@@ -29,6 +37,15 @@ from clear_ray.media.probe import (
 
 SEGMENT_FORMAT = "mp4"
 _SWS_TO_COLOR_SPACE = {1: 1, 4: 4, 5: 6, 7: 7, 9: 9}  # swscale matrix -> AVColorSpace tag
+# log2 chroma subsampling (horizontal, vertical) of the pixel formats segments are coded in.
+_CHROMA_SHIFT = {"yuv420p": (1, 1), "yuv444p": (0, 0)}
+# Untouched pixels converted around a patch: swscale's RGB->YUV 4:2:0 chroma filter
+# reaches one chroma sample beyond a block, and with 2 luma pixels of real neighbours the
+# patch's YUV equals a whole-frame conversion's bit for bit (measured; 4 to be safe).
+_PATCH_MARGIN = 4
+_PICTURE_TYPE_NONE = 0  # a decoded frame's I/P/B type would force x264's frame types
+
+Box = tuple[int, int, int, int]  # (y0, y1, x0, x1), half-open
 
 
 def mov_options(time_base: Fraction) -> dict[str, str]:
@@ -44,6 +61,31 @@ def mov_options(time_base: Fraction) -> dict[str, str]:
 def output_pix_fmt(width: int, height: int) -> str:
     """yuv420p when both sides are even; odd sizes keep their exact size with 4:4:4."""
     return "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+
+
+def coded_box(box: Box, quarter_turns: int, coded_height: int, coded_width: int) -> Box:
+    """The stored-orientation box holding the display box ``box`` of a frame shown as
+    ``np.rot90(stored, quarter_turns)``."""
+    y0, y1, x0, x1 = box
+    turns = quarter_turns % 4
+    if turns == 0:
+        return box
+    if turns == 1:
+        return x0, x1, coded_width - y1, coded_width - y0
+    if turns == 2:
+        return coded_height - y1, coded_height - y0, coded_width - x1, coded_width - x0
+    return coded_height - x1, coded_height - x0, y0, y1
+
+
+def plane_arrays(video_frame: Any) -> list[np.ndarray]:
+    """Views (no copy) of a planar 8-bit frame's planes, each ``(height, width)`` uint8."""
+    return [np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
+            for plane in video_frame.planes]
+
+
+def _is_8bit_yuv(video_format: Any) -> bool:
+    return (not video_format.is_rgb and not video_format.has_palette and bool(video_format.components)
+            and all(component.bits == 8 for component in video_format.components))
 
 
 def _tag(names: dict[int, str], name: str | None, unspecified: int = 2) -> int:
@@ -124,25 +166,103 @@ class SegmentEncoder:
 
     def write(self, pts: int, frame_rgb_hwc_u8: np.ndarray) -> None:
         """Encode one display-oriented RGB frame with its source pts (increasing)."""
-        import av
-
         expected = (self.info.height, self.info.width, 3)
         if frame_rgb_hwc_u8.dtype != np.uint8 or frame_rgb_hwc_u8.shape != expected:
             raise ValueError(f"frame must be uint8 {expected}, got {frame_rgb_hwc_u8.dtype} {frame_rgb_hwc_u8.shape}")
+        coded_hwc_u8 = frame_rgb_hwc_u8
+        if self._quarter_turns:
+            coded_hwc_u8 = np.rot90(frame_rgb_hwc_u8, -self._quarter_turns)
+        self._encode(self._to_yuv(np.ascontiguousarray(coded_hwc_u8)), pts)
+
+    def write_source(self, frame: Frame) -> None:
+        """Encode a decoded frame of this encoder's source, unchanged, at its own pts, from
+        the decoder's YUV: handed to x264 as it is when its pixel format is the output's,
+        resampled YUV->YUV (same matrix and range) for another 8-bit YUV layout; only an
+        RGB-coded or paletted source goes through RGB. The frame is consumed (its pts
+        and picture type are rewritten)."""
+        target = self._output_yuv(frame.video_frame)
+        if target is None:
+            self.write(frame.pts, frame.rgb_hwc_u8)
+            return
+        self._encode(target, frame.pts)
+
+    def write_patched(self, frame: Frame, box: Box, patch_rgb_hwc_u8: np.ndarray, touched_hw: np.ndarray) -> None:
+        """Encode ``frame`` with ``patch_rgb_hwc_u8`` (display-oriented, covering ``box``)
+        in place of its pixels where ``touched_hw`` is set. Untouched luma pixels, and
+        chroma samples none of whose pixels is touched, stay the decoder's YUV exactly;
+        the rest is what converting the whole patched RGB frame would give. The frame is
+        consumed (its pixels are patched: a copy is made first if the decoder still
+        holds the picture as a reference)."""
+        y0, y1, x0, x1 = box
+        shape = (y1 - y0, x1 - x0)
+        if not (0 <= y0 < y1 <= self.info.height and 0 <= x0 < x1 <= self.info.width):
+            raise ValueError(f"patch box {box} is not inside the {self.info.width}x{self.info.height} frame")
+        if patch_rgb_hwc_u8.dtype != np.uint8 or patch_rgb_hwc_u8.shape != (*shape, 3) or \
+                touched_hw.shape != shape:
+            raise ValueError(f"patch must be uint8 {(*shape, 3)} with a {shape} mask, got "
+                             f"{patch_rgb_hwc_u8.dtype} {patch_rgb_hwc_u8.shape} and {touched_hw.shape}")
+        target = self._output_yuv(frame.video_frame)
+        if target is None:  # an RGB-coded source: the whole frame goes through RGB anyway
+            full_hwc_u8 = frame.rgb_hwc_u8.copy()
+            np.copyto(full_hwc_u8[y0:y1, x0:x1], patch_rgb_hwc_u8, where=touched_hw[..., None].astype(bool))
+            self.write(frame.pts, full_hwc_u8)
+            return
+        turns = self._quarter_turns
+        height, width = self.info.coded_height, self.info.coded_width
+        cy0, cy1, cx0, cx1 = coded_box(box, turns, height, width)
+        shift_x, shift_y = _CHROMA_SHIFT[self._pix_fmt]
+        # The region converted: the box grown by the margin, on the chroma grid.
+        step_y, step_x = 1 << shift_y, 1 << shift_x
+        ry0, rx0 = max(0, (cy0 - _PATCH_MARGIN) // step_y * step_y), max(0, (cx0 - _PATCH_MARGIN) // step_x * step_x)
+        ry1 = min(height, -(-(cy1 + _PATCH_MARGIN) // step_y) * step_y)
+        rx1 = min(width, -(-(cx1 + _PATCH_MARGIN) // step_x) * step_x)
+        region_hwc_u8 = np.array(np.rot90(frame.rgb_hwc_u8, -turns)[ry0:ry1, rx0:rx1])
+        touched_region_hw = np.zeros((ry1 - ry0, rx1 - rx0), bool)
+        inner = (slice(cy0 - ry0, cy1 - ry0), slice(cx0 - rx0, cx1 - rx0))
+        touched_region_hw[inner] = np.rot90(touched_hw, -turns).astype(bool)
+        np.copyto(region_hwc_u8[inner], np.rot90(patch_rgb_hwc_u8, -turns), where=touched_region_hw[inner][..., None])
+        patch_yuv = self._to_yuv(region_hwc_u8)
+        target.make_writable()  # never write into a picture the decoder still refers to
+        for number, (plane_hw, patch_plane_hw) in enumerate(zip(plane_arrays(target), plane_arrays(patch_yuv))):
+            sy, sx = (0, 0) if number == 0 else (shift_y, shift_x)
+            where_hw = touched_region_hw
+            if sy or sx:  # a chroma sample changes if any pixel it covers is touched
+                rows, cols = where_hw.shape
+                where_hw = where_hw.reshape(rows >> sy, 1 << sy, cols >> sx, 1 << sx).any(axis=(1, 3))
+            np.copyto(plane_hw[ry0 >> sy:ry1 >> sy, rx0 >> sx:rx1 >> sx], patch_plane_hw, where=where_hw)
+        self._encode(target, frame.pts)
+
+    def _output_yuv(self, video_frame: Any) -> Any | None:
+        """``video_frame`` in the output's pixel format without passing through RGB, or
+        None where it is not 8-bit YUV of the coded size."""
+        if (video_frame.width, video_frame.height) != (self.info.coded_width, self.info.coded_height):
+            return None
+        if video_frame.format.name == self._pix_fmt:
+            return video_frame
+        if not _is_8bit_yuv(video_frame.format):
+            return None
+        # (yuvj420p, yuv422p, ... -> the output layout; same matrix and range: no colour change.)
+        return video_frame.reformat(format=self._pix_fmt, src_colorspace=self._matrix, dst_colorspace=self._matrix,
+                                    src_color_range=self._range, dst_color_range=self._range,
+                                    interpolation=self._flags, threads=SWS_THREADS)
+
+    def _to_yuv(self, coded_hwc_u8: np.ndarray) -> Any:
+        import av
+
+        rgb = av.VideoFrame.from_ndarray(coded_hwc_u8, format="rgb24")
+        return rgb.reformat(format=self._pix_fmt, dst_colorspace=self._matrix, src_color_range="JPEG",
+                            dst_color_range=self._range, interpolation=self._flags, threads=SWS_THREADS)
+
+    def _encode(self, yuv: Any, pts: int) -> None:
         pts = int(pts)
         if self._last_pts is not None:
             if pts < self._last_pts:
                 raise ValueError(f"pts must increase: {pts} after {self._last_pts}")
             if pts == self._last_pts:
                 pts += 1  # a source that repeats a pts: keep the stream valid, one tick later
-        coded_hwc_u8 = frame_rgb_hwc_u8
-        if self._quarter_turns:
-            coded_hwc_u8 = np.rot90(frame_rgb_hwc_u8, -self._quarter_turns)
-        rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(coded_hwc_u8), format="rgb24")
-        yuv = rgb.reformat(format=self._pix_fmt, dst_colorspace=self._matrix, src_color_range="JPEG",
-                           dst_color_range=self._range, interpolation=self._flags)
         yuv.pts = pts
         yuv.time_base = self._time_base
+        yuv.pict_type = _PICTURE_TYPE_NONE
         self._mux(self._stream.encode(yuv))
         self._last_pts = pts
         self.frames_written += 1

@@ -96,8 +96,11 @@ class RemoverActor:
         with AttemptGuard(staging.markers_dir, f"chunk-{chunk.index:06d}", max_deaths=MAX_WORKER_DEATHS,
                           time_limit_s=self.config.ray.chunk_timeout_s, storage_options=self.storage_options):
             info = VideoInfo.model_validate_json(str(row["detail"]))
+            # The remover's input may take the fast RGB conversion: only its output where its
+            # mask is set reaches the video, unless --no-composite keeps it everywhere.
             frames_thwc_u8 = decode(str(row["input_uri"]), chunk.start, chunk.stop, start_pts=int(row["start_pts"]),
-                                    info=info, storage_options=self.storage_options)
+                                    info=info, storage_options=self.storage_options,
+                                    rgb="fast" if self.config.remover.composite else "accurate")
             window_thwc_u8 = frames_thwc_u8[chunk_source_indices(chunk) - chunk.start]
             result = self.remover.remove(window_thwc_u8)
             if not self.config.remover.composite:

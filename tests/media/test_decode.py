@@ -221,3 +221,55 @@ def test_decoding_reads_from_s3(make_clip, s3_server, s3_bucket, bframe_clip):
     reference_thwc_u8 = sequential_decode(bframe_clip, info)
     got = decode(uri, 13, 30, info=info, start_pts=int(pts[13]), storage_options=options)
     assert np.array_equal(got, reference_thwc_u8[13:30])
+
+
+def test_fast_rgb_is_close_to_the_accurate_conversion(natural_clip):
+    """The remover's input may take swscale's fast converter; it stays close to the
+    accurate RGB that output pixels come from."""
+    info, pts = inspect(str(natural_clip))
+    accurate = decode(str(natural_clip), 100, 104, info=info, timestamps=pts)
+    fast = decode(str(natural_clip), 100, 104, info=info, timestamps=pts, rgb="fast")
+    assert fast.shape == accurate.shape and fast.dtype == np.uint8
+    mse = np.mean((fast.astype(np.float64) - accurate) ** 2)
+    assert 0 < mse and 10 * np.log10(255.0 ** 2 / mse) > 38
+    with pytest.raises(ValueError, match="rgb must be"):
+        decode(str(natural_clip), 0, 1, info=info, timestamps=pts, rgb="exact")
+
+
+def test_rgb_is_made_only_when_asked(bframe_clip, monkeypatch):
+    info, pts = inspect(str(bframe_clip))
+    calls = []
+    original = _RgbConverter.__call__
+    monkeypatch.setattr(_RgbConverter, "__call__", lambda self, frame: calls.append(1) or original(self, frame))
+    frames = list(iter_frames(str(bframe_clip), 10, 20, info=info, timestamps=pts))
+    assert calls == [] and frames[0].video_frame.format.name == "yuv420p"
+    assert np.array_equal(frames[3].rgb_hwc_u8, frames[3].rgb_hwc_u8) and len(calls) == 1  # converted once, kept
+
+
+def test_non_reference_frames_before_the_range_are_not_decoded(bframe_clip, monkeypatch):
+    """From the keyframe to the first wanted frame, B-frames nothing refers to are
+    skipped (fewer pictures decoded), and the range is still exact."""
+    import importlib
+
+    decode_module = importlib.import_module("clear_ray.media.decode")
+    info, pts = inspect(str(bframe_clip))
+    reference_thwc_u8 = sequential_decode(bframe_clip, info)
+    start = 12 + 10  # keyframes every 12 frames: 10 frames to walk through first
+    original = decode_module._RangeReader._frames
+    seen: dict[bool, list[int]] = {}
+
+    def counting(self, container, skip_before_pts=None, *, skip: bool):
+        seen[skip] = []
+        for frame in original(self, container, skip_before_pts if skip else None):
+            seen[skip].append(frame.pts)
+            yield frame
+
+    for skip in (False, True):
+        monkeypatch.setattr(decode_module._RangeReader, "_frames",
+                            lambda self, container, skip_before_pts=None, s=skip: counting(
+                                self, container, skip_before_pts, skip=s))
+        got = decode(str(bframe_clip), start, start + 5, info=info, timestamps=pts)
+        assert np.array_equal(got, reference_thwc_u8[start:start + 5])
+    walked = {skip: [p for p in seen[skip] if p < pts[start]] for skip in seen}
+    assert len(walked[False]) == 10  # every picture from the keyframe on
+    assert 0 < len(walked[True]) < len(walked[False])  # the references only

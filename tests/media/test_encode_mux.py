@@ -335,3 +335,123 @@ def test_a_repeated_source_pts_stays_a_valid_stream(make_clip, tmp_path):
     assert out_pts.tolist() == source_pts.tolist()[:5] + [source_pts[5] + 1] + source_pts.tolist()[6:]
     output_thwc_u8 = decode(str(output), 0, 12, info=out_info, timestamps=out_pts)
     assert [read_index(frame) for frame in output_thwc_u8] == list(range(12))
+
+
+# ---- frames encoded from the decoder's own YUV ----------------------------------------
+
+def stored_planes(path) -> list[list[np.ndarray]]:
+    """Every frame's planes as stored (plain PyAV, no conversion), presentation order."""
+    with av.open(str(path)) as container:
+        return [[np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width].copy()
+                 for plane in frame.planes] for frame in container.decode(video=0)]
+
+
+def planes_equal(a: list[list[np.ndarray]], b: list[list[np.ndarray]], plane: int) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x[plane], y[plane]) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("name, fields", [
+    ("bframes-rot90.mp4", dict(frames=12, preset="medium", gop=5, rotation=90)),
+    ("odd-444.mkv", dict(frames=6, width=85, height=47)),
+    ("full-range.mp4", dict(frames=6, pix_fmt="yuvj420p")),
+])
+def test_untouched_frames_are_encoded_from_the_decoders_yuv(name, fields, make_clip, tmp_path):
+    """Losslessly encoded (CRF 0), an untouched frame comes out with exactly the source's
+    YUV samples; the RGB round trip it replaces cannot do that even at CRF 0."""
+    source = make_clip(name, **fields)
+    info, pts = inspect(str(source))
+
+    def encode(path, from_source: bool):
+        with SegmentEncoder(path, info, crf=0, preset="ultrafast") as encoder:
+            for frame in iter_frames(str(source), 0, info.num_frames, info=info, timestamps=pts):
+                if from_source:
+                    encoder.write_source(frame)
+                else:
+                    encoder.write(frame.pts, frame.rgb_hwc_u8)
+        return stored_planes(path)
+
+    source_planes = stored_planes(source)
+    direct = encode(tmp_path / "direct.mp4", from_source=True)
+    assert all(planes_equal(direct, source_planes, plane) for plane in range(3))
+    out_info = probe(str(tmp_path / "direct.mp4"))
+    assert (out_info.width, out_info.height, out_info.rotation) == (info.width, info.height, info.rotation)
+    if info.color_range == "pc":  # full-range samples stay tagged full range
+        assert out_info.color_range == "pc"
+    through_rgb = encode(tmp_path / "rgb.mp4", from_source=False)
+    assert not planes_equal(through_rgb, source_planes, 0)
+
+
+def test_another_yuv_layout_is_resampled_without_rgb(make_clip, tmp_path):
+    """4:2:2 in, 4:2:0 out: luma passes exactly, chroma is a vertical low-pass of the
+    source's (closer to it than what the RGB round trip gives)."""
+    source = make_clip("422.mp4", frames=6, pix_fmt="yuv422p")
+    info, pts = inspect(str(source))
+
+    def chroma_error(path, from_source: bool) -> float:
+        with SegmentEncoder(path, info, crf=0, preset="ultrafast") as encoder:
+            for frame in iter_frames(str(source), 0, info.num_frames, info=info, timestamps=pts):
+                if from_source:
+                    encoder.write_source(frame)
+                else:
+                    encoder.write(frame.pts, frame.rgb_hwc_u8)
+        out_planes = stored_planes(path)
+        if from_source:
+            assert planes_equal(out_planes, stored_planes(source), 0)
+        errors = [np.abs(out[plane] - (src[plane][0::2].astype(int) + src[plane][1::2]) / 2).mean()
+                  for out, src in zip(out_planes, stored_planes(source)) for plane in (1, 2)]
+        return float(np.mean(errors))
+
+    direct = chroma_error(tmp_path / "direct.mp4", from_source=True)
+    assert probe(str(tmp_path / "direct.mp4")).pix_fmt == "yuv420p"
+    assert direct < 2.5 and direct < chroma_error(tmp_path / "rgb.mp4", from_source=False)
+
+
+def test_coded_box_inverts_the_display_rotation():
+    from clear_ray.media.encode import coded_box
+
+    stored_hw = np.arange(7 * 10).reshape(7, 10)
+    for turns in range(4):
+        shown_hw = np.rot90(stored_hw, turns)
+        for box in [(0, 1, 0, 1), (1, 4, 2, 7), (0, shown_hw.shape[0], 3, shown_hw.shape[1])]:
+            y0, y1, x0, x1 = box
+            cy0, cy1, cx0, cx1 = coded_box(box, turns, *stored_hw.shape)
+            assert np.array_equal(np.rot90(stored_hw[cy0:cy1, cx0:cx1], turns), shown_hw[y0:y1, x0:x1])
+
+
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_a_patch_replaces_exactly_the_samples_it_touches(rotation, make_clip, tmp_path):
+    """write_patched: luma pixels the mask touches, and chroma samples covering a touched
+    pixel, are what converting the whole patched RGB frame gives; every other sample is
+    the source's, in every frame. The patch moves from frame to frame, so had it been
+    written into a picture the decoder still uses as a reference, later frames would show
+    it where they are untouched."""
+    source = make_clip("p.mp4", frames=16, preset="medium", gop=8, rotation=rotation)
+    info, pts = inspect(str(source))
+    rng = np.random.default_rng(3)
+    turns = rotation // 90
+    patched, whole = tmp_path / "patched.mp4", tmp_path / "whole.mp4"
+    stored_touched = []
+    with SegmentEncoder(patched, info, crf=0, preset="ultrafast") as by_patch, \
+            SegmentEncoder(whole, info, crf=0, preset="ultrafast") as by_frame:
+        # (threads=1: a frame-threaded decoder is ahead of its output and would hide a write
+        # into a reference picture.)
+        for frame in iter_frames(str(source), 0, info.num_frames, info=info, timestamps=pts, threads=1):
+            step = frame.index % 4
+            box = (5 + 3 * step, 30 + 3 * step, 3 + 2 * step, 40)  # odd edges: the encoder aligns them itself
+            touched_hw = rng.random((box[1] - box[0], box[3] - box[2])) < 0.3
+            touched_hw[0, 0] = touched_hw[-1, -1] = True
+            patch_hwc_u8 = rng.integers(0, 256, (*touched_hw.shape, 3), dtype=np.uint8)
+            full_hwc_u8 = frame.rgb_hwc_u8.copy()
+            np.copyto(full_hwc_u8[box[0]:box[1], box[2]:box[3]], patch_hwc_u8, where=touched_hw[..., None])
+            by_frame.write(frame.pts, full_hwc_u8)
+            by_patch.write_patched(frame, box, patch_hwc_u8, touched_hw)
+            display_touched_hw = np.zeros((info.height, info.width), bool)
+            display_touched_hw[box[0]:box[1], box[2]:box[3]] = touched_hw
+            stored_touched.append(np.rot90(display_touched_hw, -turns))
+    source_planes, patched_planes, whole_planes = stored_planes(source), stored_planes(patched), stored_planes(whole)
+    assert len(patched_planes) == len(source_planes) == info.num_frames
+    for src, out, reference, touched_hw in zip(source_planes, patched_planes, whole_planes, stored_touched):
+        chroma_touched_hw = touched_hw.reshape(info.coded_height // 2, 2, info.coded_width // 2, 2).any(axis=(1, 3))
+        for plane, touched in ((0, touched_hw), (1, chroma_touched_hw), (2, chroma_touched_hw)):
+            assert np.array_equal(out[plane][~touched], src[plane][~touched])
+            assert np.array_equal(out[plane][touched], reference[plane][touched])
