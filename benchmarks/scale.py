@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--size", default="640x360")
-    parser.add_argument("--preset", default="veryfast", help="x264 preset of the output (same in both runs)")
+    parser.add_argument("--preset", default="medium", help="x264 preset of the output (same in both runs)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="clear-ray-scale-") as scratch:
