@@ -127,14 +127,18 @@ def run_ours(source: str, out: str, *, preset: str, crf: int, threads: int, chun
              sequential: bool) -> dict:
     """The whole pipeline in this process (the child side of the benchmark)."""
     from clear_ray.chunking import plan_chunks, plan_segments
+    from clear_ray.config import ChunkingConfig
     from clear_ray.media import frame_timestamps, inspect
     from clear_ray.stitch import stitch_video
+
+    segment_frames = ChunkingConfig().segment_frames  # the job's default piece length
 
     started, started_cpu = time.perf_counter(), _cpu_seconds()
     info, frame_pts = inspect(source)
     chunks = plan_chunks(info.num_frames, chunk_size, overlap)
     # Room for every chunk one segment reads, plus two being removed ahead.
-    ahead = max(len(segment.chunk_indices) for segment in plan_segments(chunks, info.num_frames)) + 2
+    ahead = max(len(segment.chunk_indices)
+                for segment in plan_segments(chunks, info.num_frames, segment_frames)) + 2
     with tempfile.TemporaryDirectory(prefix="cr-bench-stage-") as staging_dir:
         stager = ChunkStager(source, chunks, staging_dir, info, frame_pts,
                              ahead=len(chunks) if sequential else ahead)
@@ -147,6 +151,7 @@ def run_ours(source: str, out: str, *, preset: str, crf: int, threads: int, chun
         try:
             report = stitch_video(source, out, chunks, staging_dir, info=info, frame_pts=frame_pts, crf=crf,
                                   preset=preset, threads=threads, release=stager.release,
+                                  segment_frames=segment_frames,
                                   staged_ready=None if sequential else stager.wait)
         finally:
             stager.join()

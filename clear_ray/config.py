@@ -52,6 +52,10 @@ class ChunkingConfig(StrictModel):
     chunk_size: int = Field(81, ge=5, le=1001, description="frames per window; must be 4n+1")
     overlap: int = Field(16, ge=0, description="frames shared by consecutive windows; < chunk_size")
     blend: Literal["cosine", "linear"] = Field("cosine", description="cross-fade shape in overlaps")
+    segment_frames: int = Field(
+        250, ge=1, le=100_000,
+        description="frames per independently encoded output piece (each starts with an IDR frame)",
+    )
 
     @field_validator("chunk_size")
     @classmethod

@@ -239,7 +239,7 @@ class StitchReport:
 def stitch_video(source_uri: str, out_uri: str, chunks: Sequence[Chunk], staging_dir_uri: str, *,
                  info: "VideoInfo | None" = None, frame_pts: Sequence[int] | np.ndarray | None = None,
                  blend: BlendKind = "cosine", crf: int = 17, preset: str = "medium", threads: int = 1,
-                 decode_threads: int = 1,
+                 decode_threads: int = 1, segment_frames: int = 1,
                  release: Callable[[int], None] | None = None, work_dir: str | None = None,
                  storage_options: Mapping[str, Any] | None = None,
                  staged_ready: Callable[[int], None] | None = None) -> StitchReport:
@@ -268,7 +268,7 @@ def stitch_video(source_uri: str, out_uri: str, chunks: Sequence[Chunk], staging
         raise StitchError(f"the chunk plan covers [{chunks[0].start if chunks else 0}, "
                           f"{chunks[-1].stop if chunks else 0}) but the source has {num_frames} frames")
     weights = blend_weights(chunks, num_frames, blend)
-    segments = plan_segments(chunks, num_frames)
+    segments = plan_segments(chunks, num_frames, segment_frames)
     last_reader = last_segment_needing(segments)
 
     # One sequential decode feeds every segment in turn: re-seeking per segment would

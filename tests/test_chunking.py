@@ -92,6 +92,17 @@ def test_plan_properties(plan, kind):
         expected = tuple(c.index for c in chunks if c.start < seg.stop and c.stop > seg.start)
         assert seg.chunk_indices == expected
 
+    # Grouped into pieces of >= min_frames (fewer IDR frames), still a partition at chunk starts.
+    min_frames = 250
+    grouped = plan_segments(chunks, num_frames, min_frames)
+    assert grouped[0].start == 0 and grouped[-1].stop == num_frames
+    assert {s.start for s in grouped} <= {c.start for c in chunks}
+    for seg, nxt in zip(grouped, grouped[1:]):
+        assert seg.stop == nxt.start
+    assert all(s.stop - s.start >= min_frames for s in grouped) or len(grouped) == 1
+    for seg in grouped:
+        assert seg.chunk_indices == tuple(c.index for c in chunks if c.start < seg.stop and c.stop > seg.start)
+
 
 def test_short_videos_are_one_reflection_padded_chunk():
     (one,) = plan_chunks(1, 81, 16)

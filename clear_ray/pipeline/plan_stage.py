@@ -79,7 +79,8 @@ class PlanVideo:
             "info": info.model_dump(mode="json"),
             "frame_pts": [int(p) for p in frame_pts],
             "chunks": [c.to_dict() for c in chunks],
-            "segments": [s.to_dict() for s in plan_segments(chunks, info.num_frames)],
+            "segments": [s.to_dict() for s in plan_segments(chunks, info.num_frames,
+                                                              self.config.chunking.segment_frames)],
         }
         storage.write_bytes_atomic(staging.plan_uri, json.dumps(plan).encode(), self.storage_options)
         return plan

@@ -8,10 +8,15 @@ from fractions import Fraction
 from clear_ray.config import RemoveJobConfig, load_config
 
 
+SEGMENT_FRAMES = 10
+
+
 def job_config(src: str, dst: str, **overrides) -> RemoveJobConfig:
     # Small windows exercise many chunks/segments on tiny clips; fast x264 for tests.
+    # Segments of >= 10 frames: tiny clips still become several independently encoded pieces.
     settings = {"src": src, "dst": dst, "remover.backend": "identity", "chunking.chunk_size": 9,
-                "chunking.overlap": 2, "output.preset": "ultrafast", "ray.max_actors": 1, "quiet": True}
+                "chunking.overlap": 2, "chunking.segment_frames": SEGMENT_FRAMES, "output.preset": "ultrafast",
+                "ray.max_actors": 1, "quiet": True}
     settings.update(overrides)
     return load_config(RemoveJobConfig, overrides=settings, env={})
 

@@ -14,7 +14,7 @@ from clear_ray.chunking import plan_chunks
 from clear_ray.pipeline import run_remove_job
 from clear_ray.testing.clips import write_barcode_clip
 from clear_ray.testing.removers import read_barcode
-from tests.pipeline.helpers import job_config, stream_signature
+from tests.pipeline.helpers import SEGMENT_FRAMES, job_config, stream_signature
 
 
 def _staged_chunks(dst: Path) -> list[Path]:
@@ -34,6 +34,7 @@ def test_killed_job_resumes_without_denoising_any_chunk_twice(ray_cluster, make_
     calls = tmp_path / "calls.log"
     plugin = ["--backend", "identity"]
     env = dict(os.environ, CLEAR_RAY_REMOVER__PLUGIN="clear_ray.testing.removers:CountingRemover",
+               CLEAR_RAY_CHUNKING__SEGMENT_FRAMES=str(SEGMENT_FRAMES),
                CLEAR_RAY_REMOVER__PLUGIN_OPTIONS=f'{{"calls_file": "{calls}", "sleep_s": 0.4}}')
     address = ray.get_runtime_context().gcs_address
     command = ["clear-ray", "remove", str(src), str(dst), *plugin, "--chunk-size", "9", "--chunk-overlap", "2",
