@@ -5,7 +5,8 @@ A "worker" here is one CPU of the Ray cluster with one remover actor on it: the 
 with 2 actors. Both use the same resource policy the job always uses (each actor pinned to
 its num_cpus = 0.5, with OpenCV/torch/x264 threads pinned to 1; the rest of the CPU plans,
 stitches and encodes). Each run happens in its own process with its own fresh cluster,
-and the clock covers the job only (not cluster start-up).
+pinned (sched_setaffinity, inherited by every Ray process) to as many physical cores as it
+has workers, and the clock covers the job only (not cluster start-up).
 
     python benchmarks/scale.py [--videos 8] [--seconds 10] [--size 640x360]
 
@@ -25,11 +26,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 RUN_ONE = textwrap.dedent("""
-    import json, sys, tempfile, time
+    import json, os, sys, tempfile, time
     import ray
     from clear_ray.config import RemoveJobConfig, load_config
     from clear_ray.pipeline import run_remove_job
     src, dst, workers, preset = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    # One physical core per worker: Ray's CPU count is only bookkeeping, so without this the
+    # 1-worker run would still spread its actor, stitch tasks and Ray's own processes over
+    # every core of the machine. Ray's processes inherit this affinity from the driver.
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:workers])
     ray.init(num_cpus=workers, num_gpus=0, include_dashboard=False, log_to_driver=False,
              _temp_dir=tempfile.mkdtemp(prefix="crs-", dir="/tmp"))
     config = load_config(RemoveJobConfig, env={}, overrides={
