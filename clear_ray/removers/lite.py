@@ -1,10 +1,11 @@
 """`lite`: the embedded, mask-free CPU subtitle remover.
 
 No OCR, no user mask, no download: a 40k-parameter segmenter trained here on generated
-captions finds the text (lite_detect), the background is brought in from the frames where
-it shows along optical flow and inpainted where no frame shows it (lite_fill). The mask
-returned is exactly 0 wherever nothing changed, so the shared compositor leaves those
-pixels bit-exact; a chunk without text comes back as the identity backend's.
+captions finds the text (lite_detect; caption boxes are taken whole, lite_box), the
+background is brought in from the frames where it shows along optical flow and inpainted
+where no frame shows it (lite_fill). The mask returned is exactly 0 wherever nothing
+changed, so the shared compositor leaves those pixels bit-exact; a chunk without text
+comes back as the identity backend's.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from clear_ray.removers.base import RemovalResult
 if TYPE_CHECKING:
     from clear_ray.config import RemoverConfig
 
-VERSION = "lite-v1"
+VERSION = "lite-v2"
 
 
 class LiteRemover:

@@ -7,7 +7,9 @@
    seeds (> ``threshold``) that a neighbouring keyframe confirms (subtitles last seconds)
    and when they look like a caption line: wider than tall, confident through their body,
    strokes in both directions, not moving with the picture. Regions that fill their
-   bounding rectangle (caption boxes) take the whole rectangle plus a rim.
+   bounding rectangle (caption boxes) take the whole rectangle plus a rim; around the
+   others, a (semi-transparent) caption box is looked for by its straight sides
+   (lite_box) and taken whole when found.
 4. Frames between keyframes take the union of the keyframes around them, widened by
    ``fade_reach`` keyframes (cues fade; their faint ends are drawn where the strong part is).
 5. The result is brought to full resolution inside its bounding box only, thresholded,
@@ -28,7 +30,7 @@ class DetectSettings:
     detect_short_side: int = 270
     detect_stride: int = 4
     threshold: float = 0.7
-    low_threshold: float = 0.3
+    low_threshold: float = 0.5
     persist_threshold: float = 0.35
     min_component_px: int = 20
     seed_fraction: float = 0.25  # share of a component that must be confidently text
@@ -37,10 +39,11 @@ class DetectSettings:
     fade_reach: int = 1  # keyframes a detection also covers before and after it (fades)
     box_fill: float = 0.8  # share of its bounding rectangle a region fills to count as a box
     box_rim_px: int = 2  # working pixels added around such a rectangle
+    find_boxes: bool = True  # look for a caption box's straight sides around other regions (lite_box)
     still_picture: float = 3.0  # median grey change below which the picture counts as still
     still_text: float = 4.0  # grey change a static glyph core may show (codec noise)
-    dilate_px: float = 1.5  # in working-resolution pixels
-    feather_px: int = 2  # full-resolution soft edge outside the dilated mask
+    dilate_px: float = 0.75  # in working-resolution pixels
+    feather_px: int = 1  # full-resolution soft edge outside the dilated mask
 
 
 @dataclass
@@ -129,17 +132,22 @@ def _line_shaped(labels: np.ndarray, count: int, stats: np.ndarray, seed_px: np.
 
 
 def _complete_boxes(kept_hw: np.ndarray, labels: np.ndarray, stats: np.ndarray, keep: np.ndarray,
-                    settings: DetectSettings) -> None:
+                    settings: DetectSettings, gray_hw: np.ndarray | None = None) -> None:
     """A region that nearly fills its bounding rectangle is a caption box (or a dense
     line): its faint outer rim, where the box edge meets the picture, is where the
-    segmenter is least sure, so the whole rectangle plus a rim is taken (in place)."""
+    segmenter is least sure, so the whole rectangle plus a rim is taken (in place).
+    Other regions take the box rectangle lite_box finds around them, if any."""
+    from clear_ray.removers.lite_box import find_boxes
+
     h, w = kept_hw.shape
+    g = settings.box_rim_px
     for label in np.flatnonzero(keep):
         x, y, bw, bh, area = (int(v) for v in stats[label, :5])
-        if area < settings.box_fill * bw * bh:
-            continue
-        g = settings.box_rim_px
-        kept_hw[max(0, y - g):min(h, y + bh + g), max(0, x - g):min(w, x + bw + g)] = 1.0
+        if area >= settings.box_fill * bw * bh:
+            kept_hw[max(0, y - g):min(h, y + bh + g), max(0, x - g):min(w, x + bw + g)] = 1.0
+        elif settings.find_boxes and gray_hw is not None:
+            for y0, y1, x0, x1 in find_boxes(gray_hw, labels == label, x, y, bw, bh):
+                kept_hw[max(0, y0 - g):min(h, y1 + g), max(0, x0 - g):min(w, x1 + g)] = 1.0
 
 
 def _persistent(probs_khw: np.ndarray, settings: DetectSettings, lows_khw: np.ndarray | None = None,
@@ -170,7 +178,7 @@ def _persistent(probs_khw: np.ndarray, settings: DetectSettings, lows_khw: np.nd
         if lows_khw is not None and highs_khw is not None:
             keep &= ~_moves_with_picture(labels, count, seeds, lows_khw[k], highs_khw[k], settings)
         kept[k] = np.where(keep[labels], probs_khw[k], 0.0)
-        _complete_boxes(kept[k], labels, stats, keep, settings)
+        _complete_boxes(kept[k], labels, stats, keep, settings, gray_khw[k] if gray_khw is not None else None)
     return kept
 
 

@@ -86,6 +86,29 @@ def test_lite_removes_most_text_on_a_generated_clip(lite, texted_clip):
     assert float((result.mask_thw_f32 > 0).mean()) < 0.25
 
 
+def test_lite_masks_a_whole_semi_transparent_caption_box(lite):
+    """A caption on a 60%-opaque dark box: the box's faint outer part must be masked too,
+    or darkened background leaks into the fill."""
+    clean = _panned_photo("chelsea.png")
+    box = np.zeros((HEIGHT, WIDTH), bool)
+    box[HEIGHT - 30:HEIGHT - 6, 14:WIDTH - 14] = True
+    _, fill = _caption_alpha()
+    darkened = clean.astype(np.float32)
+    darkened[:, box] *= 0.4
+    out = darkened * (1 - fill[..., None]) + 255.0 * fill[..., None]
+    subtitled = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    result = lite.remove(subtitled)
+    masked = result.mask_thw_f32 > 0
+    assert float(masked[:, box].mean()) > 0.97, float(masked[:, box].mean())
+    # The rectangle (plus a rim of a few pixels for its blurred sides), not the frame.
+    near = np.zeros_like(box)
+    near[HEIGHT - 36:HEIGHT, 8:WIDTH - 8] = True
+    assert float(masked[:, ~near].mean()) < 0.01, float(masked[:, ~near].mean())
+    region = np.broadcast_to(box, clean.shape[:3])
+    output = _composite(subtitled, result)
+    assert _psnr(output, clean, region) > _psnr(subtitled, clean, region) + 6.0
+
+
 def test_lite_leaves_a_text_free_clip_unchanged(lite):
     clean = _panned_photo("coffee.png")
     result = lite.remove(clean)
