@@ -26,33 +26,10 @@ from pathlib import Path
 import numpy as np
 
 
-def run_chunked(remover, frames_thwc_u8: np.ndarray, chunk_size: int, overlap: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """(composited output, blended mask, seconds inside remover.remove)."""
-    from clear_ray.chunking import blend_weights, chunk_source_indices, plan_chunks, real_frame_slice
-
-    frames = frames_thwc_u8.shape[0]
-    chunks = plan_chunks(frames, chunk_size, overlap)
-    weights = blend_weights(chunks, frames)
-    mix_thw = np.zeros(frames_thwc_u8.shape[:3], np.float32)
-    removed_sum = np.zeros(frames_thwc_u8.shape, np.float32)
-    seconds = 0.0
-    for chunk, weight in zip(chunks, weights):
-        window = frames_thwc_u8[chunk_source_indices(chunk)]
-        started = time.perf_counter()
-        result = remover.remove(window)
-        seconds += time.perf_counter() - started
-        real = real_frame_slice(chunk)
-        wm = result.mask_thw_f32[real] * weight[:, None, None].astype(np.float32)
-        mix_thw[chunk.start:chunk.stop] += wm
-        removed_sum[chunk.start:chunk.stop] += wm[..., None] * result.frames_thwc_u8[real]
-    src = frames_thwc_u8.astype(np.float32)
-    out = src * (1.0 - mix_thw[..., None]) + removed_sum
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8), mix_thw, seconds
-
-
 def end_to_end_seconds(remover, video_path: Path, chunk_size: int, overlap: int, work: Path) -> float:
     """Decode + remove + composite + encode (x264 crf 17 medium, 2 threads) of one clip."""
     from clear_ray.evaluation._video_io import EncoderSettings, read_video, write_video
+    from clear_ray.evaluation.chunked_removal import run_chunked
 
     started = time.perf_counter()
     frames, fps = read_video(video_path)
@@ -68,6 +45,7 @@ def score_clip(bench_dir: Path, clip: dict, lite, chunk_size: int, overlap: int)
     from clear_ray.evaluation._video_io import read_video
     from clear_ray.evaluation.bench import ORACLE_DILATION_PX
     from clear_ray.evaluation.burnin import load_alpha
+    from clear_ray.evaluation.chunked_removal import run_chunked
 
     clean, _ = read_video(bench_dir / clip["paths"]["clean"])
     subtitled, _ = read_video(bench_dir / clip["paths"]["subtitled"])

@@ -9,6 +9,11 @@ Three rows per language and overall, all computed in one run on the same clips:
 - the backend, run through the real pipeline (``clear_ray.pipeline.run_remove_job``) on
   the split's subtitled videos; when the pipeline is not importable the row says why.
 
+The pipeline keeps no masks, so the backend's mask scores (MaskP/MaskR/MaskFPR) come from
+running the same remover once more in this process, with the job's chunk plan, on the
+clip's frames as the metrics decode them (``chunked_removal``); on text-free clips MaskFPR is the share of the frame it marks.
+Backends that want a GPU are not run twice (their mask columns read "n/a").
+
 Every metric is defined in ``metrics.py``. LPIPS is computed only when the user gives the
 AlexNet backbone weights as a local file (``perceptual.py``); DISTS and VFID are not
 computed in this version. Columns not measured read "n/a", never a made-up value.
@@ -84,9 +89,11 @@ def run_bench(bench_dir: str | Path, backend: str, split: str = "test", work_dir
     report = BenchReport(split=split, backend=backend)
 
     backend_outputs: dict[str, tuple[Path | None, float, str]] = {}
+    mask_source = None
     with tempfile.TemporaryDirectory(prefix="bench-", dir=work_dir) as scratch:
         try:
-            backend_outputs = run_backend(bench_dir, split, backend, Path(scratch), log, job_config)
+            config = _job_config(bench_dir, split, backend, Path(scratch), job_config)
+            backend_outputs = run_backend(config, log)
         except PipelineUnavailable as error:
             report.notes.append(f"{backend}: {error}")
             log(f"  {backend}: {error}")
@@ -94,26 +101,58 @@ def run_bench(bench_dir: str | Path, backend: str, split: str = "test", work_dir
             message = f"{backend}: the pipeline failed: {type(error).__name__}: {error}"
             report.notes.append(message)
             log(f"  {message}")
+        else:
+            mask_source = MaskSource.for_backend(config, report.notes)
         for clip in clips:
             report.clips += _score_clip(bench_dir, clip, backend, backend_outputs.get(clip["id"]), log,
-                                        lpips_scorer)
+                                        lpips_scorer, mask_source)
     report.rows = aggregate(report.clips, [INPUT_ROW, ORACLE_ROW, backend])
     return report
 
 
-def run_backend(bench_dir: Path, split: str, backend: str, out_dir: Path, log: Callable[[str], None],
-                job_config: str | Path | None = None) -> dict[str, tuple[Path | None, float, str]]:
-    """Run the real removal pipeline on ``split``'s subtitled videos.
+def _job_config(bench_dir: Path, split: str, backend: str, out_dir: Path, job_config: str | Path | None):
+    """The `clear-ray remove` job over the split's subtitled videos (YAML settings kept)."""
+    from clear_ray.config import RemoveJobConfig, load_config
+
+    return load_config(RemoveJobConfig, yaml_path=job_config, overrides={
+        "src": str(bench_dir / split / "subtitled"), "dst": str(out_dir / "out"), "remover.backend": backend,
+        "force": True, "quiet": True})
+
+
+@dataclass
+class MaskSource:
+    """The backend's remover, loaded in this process, to recover the masks it draws."""
+    remover: Any
+    chunk_size: int
+    overlap: int
+    blend: str
+
+    @classmethod
+    def for_backend(cls, config, notes: list[str]) -> "MaskSource | None":
+        from clear_ray.removers import backend_wants_gpu, load_remover
+
+        if backend_wants_gpu(config.remover):
+            notes.append(f"{config.remover.backend}: mask scores not computed "
+                         "(the remover wants a GPU; it is not run twice)")
+            return None
+        chunking = config.chunking
+        return cls(load_remover(config.remover), chunking.chunk_size, chunking.overlap, chunking.blend)
+
+    def mask(self, frames_thwc_u8: np.ndarray) -> np.ndarray:
+        from clear_ray.evaluation.chunked_removal import run_chunked
+
+        _, mask_thw, _ = run_chunked(self.remover, frames_thwc_u8, self.chunk_size, self.overlap, self.blend)
+        return mask_thw
+
+
+def run_backend(config, log: Callable[[str], None]) -> dict[str, tuple[Path | None, float, str]]:
+    """Run the real removal pipeline (the job ``_job_config`` made).
     Returns clip id -> (output path or None, seconds, status)."""
     try:
-        from clear_ray.config import RemoveJobConfig, load_config
         from clear_ray.pipeline import run_remove_job
     except ImportError as error:
         raise PipelineUnavailable(f"the removal pipeline is not available in this version ({error})") from None
-    config = load_config(RemoveJobConfig, yaml_path=job_config, overrides={
-        "src": str(bench_dir / split / "subtitled"), "dst": str(out_dir / "out"), "remover.backend": backend,
-        "force": True, "quiet": True})
-    log(f"  running the pipeline with backend {backend} on {config.src}")
+    log(f"  running the pipeline with backend {config.remover.backend} on {config.src}")
     try:
         summary = run_remove_job(config)
     except NotImplementedError as error:
@@ -130,7 +169,8 @@ def run_backend(bench_dir: Path, split: str, backend: str, out_dir: Path, log: C
 
 def _score_clip(bench_dir: Path, clip: dict[str, Any], backend: str,
                 backend_output: tuple[Path | None, float, str] | None,
-                log: Callable[[str], None], lpips_scorer=None) -> list[dict[str, Any]]:
+                log: Callable[[str], None], lpips_scorer=None,
+                mask_source: MaskSource | None = None) -> list[dict[str, Any]]:
     import cv2
 
     clean, _ = read_video(bench_dir / clip["paths"]["clean"])
@@ -177,7 +217,8 @@ def _score_clip(bench_dir: Path, clip: dict[str, Any], backend: str,
         score(backend, None, backend_output[1], None, status=backend_output[2])
     else:
         output, _ = read_video(backend_output[0])
-        score(backend, output, backend_output[1], None, status=backend_output[2])
+        predicted_mask = mask_source.mask(subtitled) if mask_source is not None else None
+        score(backend, output, backend_output[1], predicted_mask, status=backend_output[2])
     log(f"  {clip['id']}: " + ", ".join(f"{r['method']} PSNRtxt {r.get('psnr_text', math.nan):.2f}"
                                         for r in results))
     return results

@@ -101,3 +101,6 @@ def test_identity_backend_through_the_real_pipeline(tiny_bench, tmp_path, ray_cl
     # identity replaces nothing: only the output re-encode separates it from the input
     assert identity["psnr_text"] == pytest.approx(nothing["psnr_text"], abs=1.0)
     assert identity["seconds_per_frame"] > 0
+    # Its mask (recovered in the bench process) is empty: no text found, nothing marked.
+    assert identity["mask_recall"] == 0.0 and identity["mask_fpr"] == 0.0
+    assert by_row[("identity", "none")]["mask_fpr"] == 0.0
