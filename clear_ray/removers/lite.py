@@ -95,5 +95,9 @@ class LiteRemover:
         mask_thw_f32 = detection.mask_thw_f32
         if detection.box is None:
             return RemovalResult(frames_thwc_u8=frames_thwc_u8, mask_thw_f32=mask_thw_f32)
-        filled = fill_holes(frames_thwc_u8, mask_thw_f32 > 0, self.fill_settings)
+        # The mask is zero outside the detection box: threshold only inside it.
+        y0, y1, x0, x1 = detection.box
+        hole_thw = np.zeros(mask_thw_f32.shape, bool)
+        hole_thw[:, y0:y1, x0:x1] = mask_thw_f32[:, y0:y1, x0:x1] > 0
+        filled = fill_holes(frames_thwc_u8, hole_thw, self.fill_settings, box=detection.box)
         return RemovalResult(frames_thwc_u8=filled, mask_thw_f32=mask_thw_f32)

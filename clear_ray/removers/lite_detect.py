@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clear_ray.removers.lite_features import detector_input, stability_maps, working_size
+from clear_ray.removers.lite_features import STABILITY_OFFSETS, detector_input, stability_maps, working_size
 
 
 @dataclass(frozen=True)
@@ -55,17 +55,34 @@ class Detection:
     box: tuple[int, int, int, int] | None  # (y0, y1, x0, x1) full-res box holding every mask pixel
 
 
-def shrink_frames(frames_thwc_u8: np.ndarray, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(rgb (T, h, w, 3) uint8, gray (T, h, w) float32) at the working size."""
+def shrink_frames(frames_thwc_u8: np.ndarray, size_hw: tuple[int, int],
+                  needed: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rgb (T, h, w, 3) uint8, gray (T, h, w) float32) at the working size. With
+    ``needed``, only those frames are shrunk (the others stay zero): the detector reads a
+    fraction of the chunk's frames, and shrinking 720p frames is a large share of its time."""
     import cv2
 
     h, w = size_hw
+    frames = frames_thwc_u8.shape[0]
+    indices = range(frames) if needed is None else needed
     if (h, w) == frames_thwc_u8.shape[1:3]:
         small = frames_thwc_u8
     else:
-        small = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames_thwc_u8])
-    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in small]).astype(np.float32)
+        small = np.zeros((frames, h, w, 3), np.uint8)
+        for t in indices:
+            cv2.resize(frames_thwc_u8[t], (w, h), dst=small[t], interpolation=cv2.INTER_AREA)
+    gray = np.zeros((frames, h, w), np.float32)
+    for t in indices:
+        gray[t] = cv2.cvtColor(small[t], cv2.COLOR_RGB2GRAY)
     return small, gray
+
+
+def frames_read(frames: int, keys: list[int], offsets: tuple[int, ...] = STABILITY_OFFSETS) -> list[int]:
+    """The frames the detector looks at: the keyframes and those their stability maps compare with."""
+    needed = set(keys)
+    for t in keys:
+        needed.update(o for k in offsets for o in (t - k, t + k) if 0 <= o < frames)
+    return sorted(needed)
 
 
 def keyframe_indices(frames: int, stride: int) -> list[int]:
@@ -243,8 +260,8 @@ def full_resolution_masks(prob_thw: np.ndarray, full_hw: tuple[int, int], settin
 def detect_text(net, frames_thwc_u8: np.ndarray, settings: DetectSettings) -> Detection:
     frames, full_h, full_w = frames_thwc_u8.shape[:3]
     size_hw = working_size(full_h, full_w, settings.detect_short_side)
-    small, gray = shrink_frames(frames_thwc_u8, size_hw)
     keys = keyframe_indices(frames, settings.detect_stride)
+    small, gray = shrink_frames(frames_thwc_u8, size_hw, frames_read(frames, keys))
     probs, lows, highs = keyframe_probabilities(net, small, gray, keys)
     kept = _persistent(probs, settings, lows, highs, gray[keys])
     prob_thw = _per_frame(kept, keys, frames, settings.fade_reach)

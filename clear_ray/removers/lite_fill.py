@@ -64,21 +64,34 @@ def sample_bilinear(frames_thwc: np.ndarray, k: np.ndarray, y: np.ndarray, x: np
     h, w = frames_thwc.shape[1:3]
     map_x = np.clip(x, 0, w - 1).astype(np.float32)
     map_y = np.clip(y, 0, h - 1).astype(np.float32)
+    if k[0] == k.min() == k.max():  # one source frame (always so for flow lookups): no grouping
+        out[:] = _remap_points(frames_thwc[int(k[0])], map_x, map_y)
+        return out
     order = np.argsort(k, kind="stable")
     bounds = np.flatnonzero(np.diff(k[order])) + 1
     for group in np.split(order, bounds):
-        # cv2.remap on a small map samples only the points we need; the map is folded
-        # into rows of 4096 because remap's sizes must stay below 32767.
-        n = group.size
-        cols = min(n, 4096)
-        rows = -(-n // cols)
+        out[group] = _remap_points(frames_thwc[int(k[group[0]])], map_x[group], map_y[group])
+    return out
+
+
+def _remap_points(frame_hwc: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """(N, C) values of one frame at the (N,) float32 points (already clamped)."""
+    import cv2
+
+    # cv2.remap on a small map samples only the points we need; the map is folded
+    # into rows of 4096 because remap's sizes must stay below 32767.
+    n = map_x.size
+    cols = min(n, 4096)
+    rows = -(-n // cols)
+    if rows * cols == n:
+        gx, gy = map_x, map_y
+    else:
         gx = np.zeros(rows * cols, np.float32)
         gy = np.zeros(rows * cols, np.float32)
-        gx[:n], gy[:n] = map_x[group], map_y[group]
-        got = cv2.remap(frames_thwc[int(k[group[0]])], gx.reshape(rows, cols), gy.reshape(rows, cols),
-                        interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        out[group] = got.reshape(rows * cols, -1)[:n]
-    return out
+        gx[:n], gy[:n] = map_x, map_y
+    got = cv2.remap(frame_hwc, gx.reshape(rows, cols), gy.reshape(rows, cols),
+                    interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return got.reshape(rows * cols, -1)[:n]
 
 
 FLOW_GUARD_PX = 6
@@ -95,25 +108,32 @@ class _Flows:
         self.size = (max(8, int(round(wc * scale))), max(8, int(round(hc * scale))))
         sw, sh = self.size
         self.sx, self.sy = sw / wc, sh / hc
-        grey, invalid = [], []
+        # Flows are only read at frames with a hole (propagation and carrying start from
+        # hole pixels), so only those frames and their neighbours are prepared.
+        has_hole = hole_thw.any(axis=(1, 2))
+        wanted = has_hole.copy()
+        wanted[1:] |= has_hole[:-1]
+        wanted[:-1] |= has_hole[1:]
+        grey: list[np.ndarray | None] = [None] * frames
+        invalid: list[np.ndarray | None] = [None] * frames
         grow = np.ones((5, 5), np.uint8)
         # DIS matches 8-px patches and then smooths: flow this close to a hole still feels
         # the (static) hole, so it is re-estimated from farther out.
         grow_flow = np.ones((2 * FLOW_GUARD_PX + 1,) * 2, np.uint8)
-        for t in range(frames):
+        for t in np.flatnonzero(wanted):
             g = cv2.cvtColor(cv2.resize(crop_thwc_u8[t], self.size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
             h = cv2.resize(hole_thw[t].astype(np.float32), self.size, interpolation=cv2.INTER_AREA) > 0
             if h.any():
                 g = push_pull(g.astype(np.float32)[..., None], (cv2.dilate(h.astype(np.uint8), grow) == 0).astype(np.float32))[..., 0]
                 g = np.clip(g + 0.5, 0, 255).astype(np.uint8)
                 h = cv2.dilate(h.astype(np.uint8), grow_flow) > 0
-            grey.append(g)
-            invalid.append(h)
+            grey[t] = g
+            invalid[t] = h
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         dis.setFinestScale(0)  # flow at full (reduced-frame) resolution: sub-pixel accuracy matters for PSNR
         self.to_prev: list[np.ndarray | None] = [None] * frames
         self.to_next: list[np.ndarray | None] = [None] * frames
-        for t in range(frames):
+        for t in np.flatnonzero(has_hole):
             if t > 0:
                 self.to_prev[t] = self._complete(dis.calc(grey[t], grey[t - 1], None), invalid[t])
             if t < frames - 1:
@@ -154,19 +174,25 @@ class _Flows:
         return d[:, 1] / self.sy, d[:, 0] / self.sx
 
 
-def _propagate(hole_thw: np.ndarray, flows: _Flows, forward: bool):
-    """Per frame, for its hole pixels: (source frame or -1, source y, source x)."""
+def _propagate(hole_thw: np.ndarray, flows: _Flows, forward: bool,
+               hole_px: list[tuple[np.ndarray, np.ndarray]] | None = None):
+    """Per frame, for its hole pixels: (source frame or -1, source y, source x).
+    ``hole_px``: np.nonzero of each frame's hole, when the caller has it already."""
     frames, hc, wc = hole_thw.shape
     order = range(frames) if forward else range(frames - 1, -1, -1)
     out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [None] * frames  # type: ignore[list-item]
-    prev = None  # (frame, index map of its hole pixels (-1 elsewhere), k, sy, sx)
+    prev = None  # (frame, k, sy, sx) of the previous frame's hole pixels
+    # The previous frame's hole pixels' indices (-1 elsewhere). One map serves every frame:
+    # only the entries of the frame before are reset (a fresh full-size map per frame costs more).
+    index_map = np.full((hc, wc), -1, np.int32)
+    last_ys = last_xs = np.zeros(0, np.int64)
     for t in order:
-        ys, xs = np.nonzero(hole_thw[t])
+        ys, xs = np.nonzero(hole_thw[t]) if hole_px is None else hole_px[t]
         k = np.full(ys.shape, -1, np.int32)
         sy, sx = np.zeros(ys.shape, np.float32), np.zeros(ys.shape, np.float32)
         flow = flows.to_prev[t] if forward else flows.to_next[t]
         if prev is not None and ys.size and flow is not None:
-            prev_t, index_map, pk, py, px = prev
+            prev_t, pk, py, px = prev
             dy, dx = flows.at(flow, ys.astype(np.float32), xs.astype(np.float32))
             qy, qx = ys + dy, xs + dx
             qi, qj = np.rint(qy).astype(np.int64), np.rint(qx).astype(np.int64)
@@ -181,9 +207,10 @@ def _propagate(hole_thw: np.ndarray, flows: _Flows, forward: bool):
             sy[chained] = py[src] + (qy[chained] - qi[chained])
             sx[chained] = px[src] + (qx[chained] - qj[chained])
         out[t] = (k, sy, sx)
-        index_map = np.full((hc, wc), -1, np.int32)
+        index_map[last_ys, last_xs] = -1
         index_map[ys, xs] = np.arange(ys.size, dtype=np.int32)
-        prev = (t, index_map, k, sy, sx)
+        last_ys, last_xs = ys, xs
+        prev = (t, k, sy, sx)
     return out
 
 
@@ -204,16 +231,32 @@ def _ring_distrust(frame_hwc_u8: np.ndarray, probe_hw: np.ndarray, hole_hw: np.n
     return bad[lab]
 
 
-def fill_holes(frames_thwc_u8: np.ndarray, hole_thw: np.ndarray, settings: FillSettings) -> np.ndarray:
-    """A copy of the frames with every hole pixel replaced (others untouched)."""
+def _sample_sightings(crop_thwc_u8: np.ndarray, use: np.ndarray, k: np.ndarray, y: np.ndarray,
+                      x: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 colours of the sightings with ``use``, 0 for the others (their weight is
+    0, so what they hold never reaches the output: they are not sampled)."""
+    out = np.zeros((k.size, 3), np.float32)
+    if use.all():
+        out[:] = sample_bilinear(crop_thwc_u8, k, y, x)
+    elif use.any():
+        out[use] = sample_bilinear(crop_thwc_u8, k[use], y[use], x[use])
+    return out
+
+
+def fill_holes(frames_thwc_u8: np.ndarray, hole_thw: np.ndarray, settings: FillSettings,
+               box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """A copy of the frames with every hole pixel replaced (others untouched). ``box``
+    (y0, y1, x0, x1), when given, must hold every hole pixel: only it is searched."""
     import cv2
 
     out = frames_thwc_u8.copy()
-    if not hole_thw.any():
-        return out
     frames, full_h, full_w = hole_thw.shape
+    by0, by1, bx0, bx1 = box if box is not None else (0, full_h, 0, full_w)
     # 1. The box around all holes, with context for the flow.
-    ys, xs = np.nonzero(hole_thw.any(axis=0))
+    ys, xs = np.nonzero(hole_thw[:, by0:by1, bx0:bx1].any(axis=0))
+    if ys.size == 0:
+        return out
+    ys, xs = ys + by0, xs + bx0
     margin = int(round(settings.margin_frac * max(full_h, full_w))) + 8
     y0, y1 = max(0, ys.min() - margin), min(full_h, ys.max() + 1 + margin)
     x0, x1 = max(0, xs.min() - margin), min(full_w, xs.max() + 1 + margin)
@@ -227,12 +270,13 @@ def fill_holes(frames_thwc_u8: np.ndarray, hole_thw: np.ndarray, settings: FillS
     flows = _Flows(crop, hole, scale)
     ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * settings.probe_px + 1,) * 2)
     probe = np.stack([cv2.dilate(h.astype(np.uint8), ring) > 0 if h.any() else h for h in hole])
-    from_past = _propagate(probe, flows, forward=True)
-    from_future = _propagate(probe, flows, forward=False)
+    probe_px = [np.nonzero(p) for p in probe]
+    from_past = _propagate(probe, flows, forward=True, hole_px=probe_px)
+    from_future = _propagate(probe, flows, forward=False, hole_px=probe_px)
 
     # 4. Nearest sighting(s); 5. what no frame shows.
     for t in range(frames):
-        py, px = np.nonzero(probe[t])
+        py, px = probe_px[t]
         if py.size == 0:
             continue
         kp, syp, sxp = from_past[t]
@@ -242,8 +286,8 @@ def fill_holes(frames_thwc_u8: np.ndarray, hole_thw: np.ndarray, settings: FillS
         wf = np.where((kf >= 0) & (kf - t <= reach), 1.0 / np.maximum(1, kf - t), 0.0).astype(np.float32)
         total = wp + wf
         seen = total > 0
-        past = sample_bilinear(crop, np.maximum(kp, 0), syp, sxp) if (wp > 0).any() else np.zeros((py.size, 3), np.float32)
-        future = sample_bilinear(crop, np.maximum(kf, 0), syf, sxf) if (wf > 0).any() else np.zeros((py.size, 3), np.float32)
+        past = _sample_sightings(crop, wp > 0, kp, syp, sxp)
+        future = _sample_sightings(crop, wf > 0, kf, syf, sxf)
         colour = past * wp[:, None] + future * wf[:, None]
         colour[seen] /= total[seen, None]
         # Two sightings that disagree mean at least one flow chain went astray.
