@@ -350,6 +350,17 @@ def planes_equal(a: list[list[np.ndarray]], b: list[list[np.ndarray]], plane: in
     return len(a) == len(b) and all(np.array_equal(x[plane], y[plane]) for x, y in zip(a, b))
 
 
+def encode_losslessly(source, info, pts, path, from_source: bool) -> None:
+    """Every frame of ``source`` at CRF 0, from the decoder's YUV (``write_source``) or
+    through RGB (``write``)."""
+    with SegmentEncoder(path, info, crf=0, preset="ultrafast") as encoder:
+        for frame in iter_frames(str(source), 0, info.num_frames, info=info, timestamps=pts):
+            if from_source:
+                encoder.write_source(frame)
+            else:
+                encoder.write(frame.pts, frame.rgb_hwc_u8)
+
+
 @pytest.mark.parametrize("name, fields", [
     ("bframes-rot90.mp4", dict(frames=12, preset="medium", gop=5, rotation=90)),
     ("odd-444.mkv", dict(frames=6, width=85, height=47)),
@@ -362,12 +373,7 @@ def test_untouched_frames_are_encoded_from_the_decoders_yuv(name, fields, make_c
     info, pts = inspect(str(source))
 
     def encode(path, from_source: bool):
-        with SegmentEncoder(path, info, crf=0, preset="ultrafast") as encoder:
-            for frame in iter_frames(str(source), 0, info.num_frames, info=info, timestamps=pts):
-                if from_source:
-                    encoder.write_source(frame)
-                else:
-                    encoder.write(frame.pts, frame.rgb_hwc_u8)
+        encode_losslessly(source, info, pts, path, from_source)
         return stored_planes(path)
 
     source_planes = stored_planes(source)
@@ -388,12 +394,7 @@ def test_another_yuv_layout_is_resampled_without_rgb(make_clip, tmp_path):
     info, pts = inspect(str(source))
 
     def chroma_error(path, from_source: bool) -> float:
-        with SegmentEncoder(path, info, crf=0, preset="ultrafast") as encoder:
-            for frame in iter_frames(str(source), 0, info.num_frames, info=info, timestamps=pts):
-                if from_source:
-                    encoder.write_source(frame)
-                else:
-                    encoder.write(frame.pts, frame.rgb_hwc_u8)
+        encode_losslessly(source, info, pts, path, from_source)
         out_planes = stored_planes(path)
         if from_source:
             assert planes_equal(out_planes, stored_planes(source), 0)
