@@ -189,14 +189,18 @@ def encode_prompt(pipe: Any, prompt: str) -> "torch.Tensor":
 class ClearDenoiser:
     """One chunk (frames already at the model resolution) through DiffSynth's units and
     ``model_fn_wan_video``; returns the decoded video (1, 3, T, H, W) in [-1, 1] and the
-    seconds each phase took."""
+    seconds each phase took. With ``reconstruct``, it also decodes the control latents
+    (the model's picture of its input, no removal) into ``last_reconstruction``: the
+    reference the difference mask compares the output with, so the VAE's drift cancels."""
 
     def __init__(self, pipe: Any, context: "torch.Tensor", negative_context: "torch.Tensor | None", *,
-                 steps: int, cfg: float, shift: float, seed: int, tiled: bool):
+                 steps: int, cfg: float, shift: float, seed: int, tiled: bool, reconstruct: bool = False):
         if cfg != 1.0 and negative_context is None:
             raise ValueError("cfg > 1 needs the negative prompt's context")
         self.pipe, self.context, self.negative_context = pipe, context, negative_context
         self.steps, self.cfg, self.shift, self.seed, self.tiled = steps, cfg, shift, seed, tiled
+        self.reconstruct = reconstruct
+        self.last_reconstruction: "torch.Tensor | None" = None
 
     def __call__(self, frames_thwc_u8: np.ndarray) -> tuple["torch.Tensor", dict[str, float]]:
         import torch
@@ -234,6 +238,13 @@ class ClearDenoiser:
             video = pipe.vae.decode(latents, device=pipe.device, tiled=self.tiled, tile_size=TILE_SIZE,
                                     tile_stride=TILE_STRIDE)
             timer.lap("vae_decode")
+            # 5. The input as the VAE sees it: y = [control latents, zeros].
+            self.last_reconstruction = None
+            if self.reconstruct:
+                control_latents = control["y"][:, :noise.shape[1]]
+                self.last_reconstruction = pipe.vae.decode(control_latents, device=pipe.device, tiled=self.tiled,
+                                                           tile_size=TILE_SIZE, tile_stride=TILE_STRIDE)
+                timer.lap("vae_decode_reference")
         return video, timer.seconds
 
 
@@ -274,7 +285,8 @@ class ClearRemover:
         if settings.compile and self.device.startswith("cuda"):
             pipe.compile_pipeline(mode="default", dynamic=True)  # regional: DiTBlock only
         self._denoiser = ClearDenoiser(pipe, context, negative_context, steps=settings.steps, cfg=settings.cfg,
-                                       shift=settings.shift, seed=settings.seed, tiled=settings.tiled_vae)
+                                       shift=settings.shift, seed=settings.seed, tiled=settings.tiled_vae,
+                                       reconstruct=config.composite and settings.mask.compare_to == "reconstruction")
         self.last_timings: dict[str, float] = {}
         log.info("CLEAR ready on %s (%s): %d LoRA tensors matched, fingerprint %s",
                  self.device, self.dtype_name, self.lora_tensors_matched, self._fingerprint)
@@ -296,7 +308,10 @@ class ClearRemover:
         video, timings = self._denoiser(resize_frames(frames_thwc_u8, model_w, model_h))
         output_thwc_u8 = video_to_u8(video, width, height)
         if self.config.composite:
-            mask_thw_f32 = difference_mask(frames_thwc_u8, output_thwc_u8, self.config.clear.mask)
+            reconstruction = self._denoiser.last_reconstruction
+            mask_thw_f32 = difference_mask(
+                frames_thwc_u8, output_thwc_u8, self.config.clear.mask,
+                reconstruction_thwc_u8=None if reconstruction is None else video_to_u8(reconstruction, width, height))
         else:
             mask_thw_f32 = np.ones(frames_thwc_u8.shape[:3], dtype=np.float32)
         self.last_timings = timings
