@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clear_ray.removers.clear_models import FUN_CONTROL_V11_1P3B_DIT, UMT5_XXL_ENCODER, WAN21_VAE  # noqa: E402
+from clear_ray.models.files import FUN_CONTROL_V11_1P3B_DIT, UMT5_XXL_ENCODER, WAN21_VAE  # noqa: E402
 
 PROMPT = ("Please remove the subtitle text from the video while preserving the character appearance, "
           "background composition, and color style. Do not add any new elements.")
@@ -65,8 +65,8 @@ def build_pipeline(device: str, dtype: Any, dit_kwargs: dict, vae_kwargs: dict, 
     assembled as ClearRemover assembles them. Returns (pipe, base DiT state for --peft)."""
     import torch
 
-    from clear_ray.removers.clear import assemble_pipeline, model_class
-    from clear_ray.removers.clear_lora import LoraWeights, clear_target_layers, fuse_lora
+    from clear_ray.models.wan import assemble_pipeline, model_class
+    from clear_ray.models.lora import LoraWeights, clear_target_layers, fuse_lora
 
     torch.manual_seed(seed)
     with torch.device(device):
@@ -77,7 +77,7 @@ def build_pipeline(device: str, dtype: Any, dit_kwargs: dict, vae_kwargs: dict, 
         factors = {name: (torch.randn(LORA_RANK, layer.in_features) * 0.01,
                           torch.randn(layer.out_features, LORA_RANK) * 0.01)
                    for name, layer in clear_target_layers(dit).items()}
-    fuse_lora(dit, LoraWeights(path=Path("<random>"), factors=factors), scale=1.0)
+    fuse_lora(dit, LoraWeights(path=Path("<random>"), factors=factors), strength=1.0)
     tokenizer = HashTokenizer(text_encoder.token_embedding.num_embeddings)
     pipe = assemble_pipeline(device, dtype, dit=dit, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer)
     return pipe, base_state, factors
@@ -114,7 +114,8 @@ def measure(device: str, dtype: Any, *, frames: int = 81, height: int = 480, wid
     import torch
     from PIL import Image
 
-    from clear_ray.removers.clear import ClearDenoiser, encode_prompt
+    from clear_ray.models.denoise import ClearDenoiser
+    from clear_ray.models.wan import encode_prompt
 
     pipe, base_state, factors = build_pipeline(device, dtype, dit_kwargs, vae_kwargs, text_encoder_kwargs)
     chunk = synthetic_chunk(frames, height, width)
@@ -161,8 +162,8 @@ def _measure_peft(pipe, base_state, factors, dit_kwargs, device, dtype, stock_ca
     import torch
     from peft import LoraConfig, inject_adapter_in_model
 
-    from clear_ray.removers.clear import model_class
-    from clear_ray.removers.clear_lora import CLEAR_TARGETS
+    from clear_ray.models.wan import model_class
+    from clear_ray.models.lora import CLEAR_TARGETS
 
     fused = pipe.dit
     with torch.device(device):

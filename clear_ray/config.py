@@ -116,7 +116,8 @@ class ClearConfig(StrictModel):
 
     model_dir: Path | None = Field(None, description="local dir with the Wan2.1-Fun-V1.1-1.3B-Control files")
     lora: Path | None = Field(None, description="CLEAR LoRA checkpoint (.pt or .safetensors)")
-    lora_scale: float = Field(1.0, ge=0.0, le=2.0)
+    lora_scale: float = Field(1.0, ge=0.0, le=2.0, description="LoRA strength: alpha/rank for a file without "
+                              "stored lora_alpha (CLEAR's release), a multiplier of the stored alpha/rank otherwise")
     steps: int = Field(5, ge=1, le=100, description="flow-matching Euler steps")
     cfg: float = Field(1.0, ge=1.0, le=20.0, description="classifier-free guidance; 1.0 = one DiT pass per step")
     shift: float = Field(5.0, gt=0.0, le=100.0, description="sigma shift of the flow-matching schedule")

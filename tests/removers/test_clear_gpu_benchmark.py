@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.removers.tiny_wan import TINY_DIT, TINY_TEXT_ENCODER, TINY_VAE
+from clear_ray.testing.tiny_wan import TINY_DIT, TINY_TEXT_ENCODER, TINY_VAE
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "clear_gpu.py"
 

@@ -10,11 +10,13 @@ import torch
 
 from clear_ray.config import DEFAULT_CLEAR_PROMPT, RemoverConfig
 from clear_ray.removers import load_remover
-from clear_ray.removers.clear import ClearDenoiser, encode_prompt, load_component, load_pipeline, video_to_u8
-from clear_ray.removers.clear_lora import fuse_lora, load_lora
-from clear_ray.removers.clear_models import locate_model_files
+from clear_ray.models.denoise import ClearDenoiser
+from clear_ray.models.wan import encode_prompt, load_component, load_pipeline
+from clear_ray.removers.clear import video_to_u8
 from clear_ray.removers.difference_mask import difference_mask
-from tests.removers.tiny_wan import LORA_TARGETS, TinyClearModel, tiny_clear_model  # noqa: F401
+from clear_ray.models.lora import fuse_lora, load_lora
+from clear_ray.models.files import locate_model_files
+from clear_ray.testing.tiny_wan import LORA_TARGETS, TinyClearModel
 
 STEPS = 2
 
