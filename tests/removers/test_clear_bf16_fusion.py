@@ -12,8 +12,8 @@ import copy
 import pytest
 import torch
 
-from clear_ray.removers.clear_lora import fuse_lora, load_lora
-from tests.removers.tiny_wan import LORA_TARGETS, TINY_DIT, build_tiny_dit, write_tiny_lora
+from clear_ray.models.lora import fuse_lora, load_lora
+from clear_ray.testing.tiny_wan import LORA_TARGETS, TINY_DIT, build_tiny_dit, write_tiny_lora
 
 
 def _velocity(dit: torch.nn.Module, dtype: torch.dtype, inputs: dict) -> torch.Tensor:
