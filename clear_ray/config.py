@@ -124,11 +124,14 @@ class ClearConfig(StrictModel):
     seed: int = Field(0, ge=0)
     prompt: str = Field(DEFAULT_CLEAR_PROMPT, min_length=1)
     max_area: int = Field(1280 * 720, ge=16 * 16, description="model resolution cap in pixels (W*H)")
-    tiled_vae: bool = True
+    tiled_vae: bool | Literal["auto"] = Field(
+        "auto", description="auto = untiled on a GPU with the memory for it (faster), tiled otherwise (as CLEAR)")
+    fast_rope: bool = Field(True, description="rotary embeddings in float32 on CUDA (DiffSynth: float64)")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="auto = bfloat16 on CUDA, float32 on CPU"
     )
-    compile: bool = Field(False, description="torch.compile the DiT blocks on CUDA (the first chunk pays for it)")
+    compile: bool = Field(False, description="torch.compile the DiT blocks on CUDA, static shapes per window size "
+                          "(the first window of each size pays for it)")
     mask: DifferenceMaskConfig = Field(
         default_factory=DifferenceMaskConfig, description="the soft mask used when remover.composite is on"
     )
