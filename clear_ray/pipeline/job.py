@@ -27,6 +27,9 @@ class JobSummary:
     run_id: str
     rows: list[ManifestRow] = field(default_factory=list)
     seconds: float = 0.0
+    # rel_path -> chunk index -> Ray node id that staged it, for the chunks computed or
+    # reused in this run (where the work ran; tests check the spread over nodes).
+    chunk_nodes: dict[str, dict[int, str]] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for row in self.rows if row.status == status)
@@ -91,6 +94,7 @@ def run_remove_job(config: RemoveJobConfig) -> JobSummary:
         reporter.starting(len(to_process), len(videos), backend)
         _run_on_ray(config, to_process, dict(run_id=run_id, model_fingerprint=model_fp,
                                              config_fingerprint=config_fp, backend=backend, record=record))
+        summary.chunk_nodes = {p.video.rel_path: dict(p.chunk_nodes) for p in to_process.values()}
 
     # 3. One Parquet file for this run (and any killed run's pending rows); no empty
     #    staging left behind.
@@ -102,12 +106,22 @@ def run_remove_job(config: RemoveJobConfig) -> JobSummary:
 
 
 def _run_on_ray(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler_args: dict) -> None:
-    import ray
+    from clear_ray.pipeline.graph import connect
+    from clear_ray.pipeline.resources import is_fixed_size, release_resource_request, settle_resources
 
-    from clear_ray.pipeline.graph import build_dataset, connect, plan_resources
-
+    fixed_size = is_fixed_size(config)
     connect(config)
-    resources = plan_resources(config, ray.cluster_resources())
+    resources = settle_resources(config, fixed_size=fixed_size)
+    try:
+        _stream(config, videos, assembler_args, resources)
+    finally:
+        if not fixed_size:
+            release_resource_request()
+
+
+def _stream(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler_args: dict, resources) -> None:
+    from clear_ray.pipeline.graph import build_dataset
+
     assembler = Assembler(config, videos, task_cpus=resources.task_cpus, **assembler_args)
     dataset = build_dataset(config, [
         {"uri": p.video.uri, "video_key": key, "staging_root": p.staging.root} for key, p in videos.items()],
