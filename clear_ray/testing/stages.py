@@ -78,3 +78,20 @@ def run_stages(config: RemoveJobConfig, input_uri: str, output_uri: str, staging
 def _raise_failed(row: dict) -> None:
     if row["kind"] == "failed":
         raise StageFailed(row["error"])
+
+
+def stage_chunks(config: RemoveJobConfig, input_uri: str, staging_root: str) -> dict:
+    """Only the plan and remove stages: every chunk staged under ``staging_root``; returns the plan."""
+    import pandas as pd
+
+    from clear_ray.pipeline.layout import VideoStaging
+    from clear_ray.pipeline.plan_stage import PlanVideo
+    from clear_ray.pipeline.remove_stage import RemoverActor
+    from clear_ray.pipeline.tasks import read_plan
+
+    rows = PlanVideo(config)({"uri": input_uri, "video_key": "video", "staging_root": staging_root})
+    _raise_failed(rows[0])
+    actor = RemoverActor(config, num_cpus=config.ray.num_cpus_per_actor)
+    for row in rows[1:]:
+        _raise_failed(actor(pd.DataFrame([row])).iloc[0].to_dict())
+    return read_plan(VideoStaging(staging_root), config.storage.s3_storage_options())
