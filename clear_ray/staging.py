@@ -11,13 +11,16 @@ File layout (format version 1)::
     b"CRSTAGE\\0" | uint32 LE version | uint32 LE header length | header JSON | body
     body = boxes (int32 T x 4, raw) | zlib(mask crops) | zlib(byte-delta of pixels)
 
-The header names the chunk, the frame size, each body section's offset and length, and
-the body's CRC-32. Files are written atomically (temp name + rename locally, one object
+The header names the chunk, the frame size, each body section's offset and length, the
+body's CRC-32 and the ``producer``: the fingerprint of the remover instance that computed
+it (see ``Remover.fingerprint``), so a chunk computed differently (fp32 on a CPU, bf16 on
+a GPU) is recomputed rather than mixed into one video. Files are written atomically (temp name + rename locally, one object
 PUT on S3 and other object stores): a file under its final name is complete.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -64,6 +67,7 @@ class StagedChunk:
     height: int
     width: int
     frames: tuple[StagedFrame, ...]  # one per real frame, source frames [start, stop)
+    producer: str = ""  # fingerprint of the remover instance that computed it ("" = unrecorded)
 
     def frame(self, source_index: int) -> StagedFrame:
         if not self.chunk.start <= source_index < self.chunk.stop:
@@ -137,7 +141,7 @@ def encode_staged_chunk(staged: StagedChunk) -> bytes:
         "chunk": staged.chunk.to_dict(), "height": staged.height, "width": staged.width,
         "num_frames": len(staged.frames), "sections": offsets,
         "mask_bytes": len(masks), "pixel_count": int(pixels_mc_u8.shape[0]),
-        "crc32": zlib.crc32(body_bytes),
+        "crc32": zlib.crc32(body_bytes), "producer": staged.producer,
     }, separators=(",", ":")).encode()
     return _MAGIC + _PREFIX.pack(FORMAT_VERSION, len(header)) + header + body_bytes
 
@@ -184,7 +188,7 @@ def decode_staged_chunk(data: bytes, *, name: str = "staged chunk") -> StagedChu
     if mask_at != masks.size or pixel_at != pixels_mc_u8.shape[0]:
         raise StagingError(f"{name}: mask and pixel counts disagree")
     return StagedChunk(chunk=Chunk.from_dict(header["chunk"]), height=int(header["height"]),
-                       width=int(header["width"]), frames=tuple(frames))
+                       width=int(header["width"]), frames=tuple(frames), producer=str(header.get("producer", "")))
 
 
 # --- storage --------------------------------------------------------------------------
@@ -212,9 +216,12 @@ def staged_chunk_uri(dir_uri: str, chunk_index: int) -> str:
 
 
 def write_staged_chunk(dir_uri: str, chunk: Chunk, result: RemovalResult | StagedChunk, *,
-                       storage_options: Mapping[str, Any] | None = None) -> str:
-    """Stage ``result`` for ``chunk`` under ``dir_uri`` atomically; returns its URI."""
+                       storage_options: Mapping[str, Any] | None = None, producer: str = "") -> str:
+    """Stage ``result`` for ``chunk`` under ``dir_uri`` atomically; returns its URI.
+    ``producer`` is the computing remover's fingerprint (kept with the chunk)."""
     staged = result if isinstance(result, StagedChunk) else stage_result(chunk, result)
+    if producer:
+        staged = dataclasses.replace(staged, producer=producer)
     if staged.chunk != chunk:
         raise StagingError(f"staged result is for chunk {staged.chunk.index}, not {chunk.index}")
     data = encode_staged_chunk(staged)
@@ -252,6 +259,24 @@ def read_staged_chunk(uri: str, *, storage_options: Mapping[str, Any] | None = N
     except FileNotFoundError:
         raise StagingError(f"{uri}: no staged chunk there") from None
     return decode_staged_chunk(data, name=uri)
+
+
+def read_staged_producer(uri: str, *, storage_options: Mapping[str, Any] | None = None) -> str | None:
+    """The ``producer`` of the staged chunk at ``uri`` from its header alone (two small
+    range reads, not the body); None when no chunk is staged there."""
+    fs, path = _filesystem(uri, storage_options)
+    head = len(_MAGIC) + _PREFIX.size
+    try:
+        prefix = fs.cat_file(path, start=0, end=head)
+        if len(prefix) < head or prefix[:len(_MAGIC)] != _MAGIC:
+            raise StagingError(f"{uri}: not a clear_ray staged chunk")
+        _, header_len = _PREFIX.unpack_from(prefix, len(_MAGIC))
+        header = json.loads(fs.cat_file(path, start=head, end=head + header_len))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as error:
+        raise StagingError(f"{uri}: corrupt header ({error!r})") from None
+    return str(header.get("producer", ""))
 
 
 def list_staged_chunks(dir_uri: str, *, storage_options: Mapping[str, Any] | None = None) -> dict[int, str]:

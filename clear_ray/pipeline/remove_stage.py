@@ -7,8 +7,12 @@ through untouched so the driver sees plans and failures in the same stream.
 
 A chunk whose result is already staged (a Ray retry after the actor died between staging
 and returning its row, or a resumed run) is not computed again: the actor checks for the
-staged file before decoding. The row says which node did the work (``node_id``) and
-whether the staged result was reused.
+staged file before decoding, and reuses it when it was computed by a remover with this
+actor's fingerprint (``Remover.fingerprint``: for CLEAR the settings plus device, dtype and
+attention kernel); a chunk staged by a differently resolved remover (a resumed job now on
+GPUs, earlier on CPUs) is recomputed, so one video never mixes the two. The row says which
+node did the work (``node_id``), which remover (``producer``) and whether the staged result
+was reused.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class RemoverActor:
         self.threads = pin_threads(num_cpus)
         self.device = self._device()
         self.remover = load_remover(config.remover, device=self.device)
+        self.producer = self.remover.fingerprint()
         self.node_id = _node_id()
         pin_threads(num_cpus)  # again: the backend may have imported torch
         log.info("remover %s loaded on %s", self.remover.name, self.device)
@@ -84,6 +89,7 @@ class RemoverActor:
                 continue
             started = time.perf_counter()
             out.at[i, "node_id"] = self.node_id
+            out.at[i, "producer"] = self.producer
             try:
                 out.at[i, "reused"] = self._remove(out.loc[i].to_dict())
             except Exception as error:
@@ -98,15 +104,20 @@ class RemoverActor:
         from clear_ray.chunking import Chunk, chunk_source_indices
         from clear_ray.media import VideoInfo, decode
         from clear_ray.pipeline.layout import VideoStaging
-        from clear_ray import storage
-        from clear_ray.staging import staged_chunk_uri, write_staged_chunk
+        from clear_ray.staging import read_staged_producer, staged_chunk_uri, write_staged_chunk
 
         staging = VideoStaging(str(row["staging_root"]))
         chunk = Chunk(index=int(row["chunk_index"]), start=int(row["start"]), stop=int(row["stop"]),
                       pad_before=int(row["pad_before"]), pad_after=int(row["pad_after"]))
-        # Staged files appear only complete (atomic write): one under its final name is done.
-        if storage.exists(staged_chunk_uri(staging.chunks_dir, chunk.index), self.storage_options):
+        # Staged files appear only complete (atomic write): one under its final name is done,
+        # if this kind of remover made it ("" = staged before producers were recorded).
+        producer = read_staged_producer(staged_chunk_uri(staging.chunks_dir, chunk.index),
+                                        storage_options=self.storage_options)
+        if producer is not None and producer in ("", self.producer):
             return True
+        if producer is not None:
+            log.warning("chunk %d of %s was staged by remover %s, this actor is %s: recomputing it",
+                        chunk.index, row["input_uri"], producer, self.producer)
         with AttemptGuard(staging.markers_dir, f"chunk-{chunk.index:06d}", max_deaths=MAX_WORKER_DEATHS,
                           time_limit_s=self.config.ray.chunk_timeout_s, storage_options=self.storage_options):
             info = VideoInfo.model_validate_json(str(row["detail"]))
@@ -120,7 +131,8 @@ class RemoverActor:
             if not self.config.remover.composite:
                 # --no-composite: the model's output is kept everywhere.
                 result = type(result)(result.frames_thwc_u8, np.ones_like(result.mask_thw_f32))
-            write_staged_chunk(staging.chunks_dir, chunk, result, storage_options=self.storage_options)
+            write_staged_chunk(staging.chunks_dir, chunk, result, storage_options=self.storage_options,
+                               producer=self.producer)
         return False
 
 

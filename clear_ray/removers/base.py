@@ -48,7 +48,11 @@ class Remover(Protocol):
         ...
 
     def fingerprint(self) -> str:
-        """The same value as ``fingerprint_for`` of the config this instance was built with."""
+        """``fingerprint_for`` of the config this instance was built with, extended by
+        whatever the instance resolved at run time that changes its output (CLEAR: device,
+        dtype, attention kernel); equal to it when nothing is resolved at run time. Each
+        staged chunk records it, and a chunk staged under another value is recomputed
+        rather than mixed into a video."""
         ...
 
     def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:

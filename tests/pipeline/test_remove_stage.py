@@ -66,3 +66,41 @@ def test_actor_feeds_the_padded_window_and_never_recomputes_a_staged_chunk(make_
     again = actor(pd.DataFrame([chunk_row]))
     assert again.at[0, "kind"] == "chunk" and again.at[0, "reused"]
     assert len(SEEN) == 1, "a staged chunk was computed again"
+
+
+class OtherDeviceRemover(RecordingRemover):
+    """The same settings resolved differently at run time (e.g. bf16 on a GPU)."""
+
+    def fingerprint(self) -> str:
+        return "recording-v1+cuda-bfloat16"
+
+
+def test_a_chunk_staged_by_a_differently_resolved_remover_is_recomputed_not_mixed(make_clip, tmp_path):
+    from clear_ray.pipeline.layout import VideoStaging
+    from clear_ray.pipeline.remove_stage import RemoverActor
+    from clear_ray.staging import read_staged_chunk, read_staged_producer, staged_chunk_uri
+
+    source = str(make_clip("src.mp4", frames=7, audio_tracks=0))
+    staging = VideoStaging(str(tmp_path / "st"))
+
+    def actor_with(plugin: str):
+        config = job_config(source, str(tmp_path / "dst"), **{
+            "remover.plugin": f"tests.pipeline.test_remove_stage:{plugin}", "chunking.chunk_size": 21,
+            "chunking.overlap": 4})
+        return RemoverActor(config, num_cpus=1), config
+
+    SEEN.clear()
+    cpu_actor, config = actor_with("RecordingRemover")
+    chunk_row = _plan_rows(config, source, staging.root)[1]  # the row a resumed run's retry would carry
+    out = cpu_actor(pd.DataFrame([chunk_row]))
+    assert out.at[0, "producer"] == "recording-v1" and not out.at[0, "reused"]
+    uri = staged_chunk_uri(staging.chunks_dir, 0)
+    assert read_staged_producer(uri) == "recording-v1" == read_staged_chunk(uri).producer
+
+    gpu_actor, _ = actor_with("OtherDeviceRemover")
+    out = gpu_actor(pd.DataFrame([chunk_row]))
+    assert not out.at[0, "reused"] and len(SEEN) == 2  # recomputed by the other remover ...
+    assert read_staged_producer(uri) == "recording-v1+cuda-bfloat16"  # ... and restaged as its own
+    out = gpu_actor(pd.DataFrame([chunk_row]))
+    assert out.at[0, "reused"] and len(SEEN) == 2  # its own staged chunk is reused
+    assert read_staged_producer(staged_chunk_uri(staging.chunks_dir, 5)) is None  # nothing staged there
