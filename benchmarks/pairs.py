@@ -1,8 +1,8 @@
 """How make-pairs scales with its workers: pairs per minute with 1 vs 2 burn-in workers.
 
 Each run happens in its own process with its own fresh local cluster, pinned
-(sched_setaffinity, inherited by every Ray process) to as many physical cores as it has
-workers; the clock covers the job only (not cluster start-up). Both runs make the same
+(sched_setaffinity on the driver and every process of its Ray session) to as many physical
+cores as it has workers; the clock covers the job only (not cluster start-up). Both runs make the same
 pairs (same clean videos cut from the bundled real footage, same seed) into fresh DSTs.
 
     python benchmarks/pairs.py [--videos 4] [--windows 3] [--window 33] [--size 640x360]
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,9 +30,19 @@ RUN_ONE = textwrap.dedent("""
     from clear_ray.pairs.config import MakePairsConfig
     from clear_ray.pairs.job import run_make_pairs
     src, dst, workers, windows, window = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:workers])
-    ray.init(num_cpus=workers, num_gpus=0, include_dashboard=False, log_to_driver=False,
-             _temp_dir=tempfile.mkdtemp(prefix="crp-", dir="/tmp"))
+    temp_dir = tempfile.mkdtemp(prefix="crp-", dir="/tmp")
+    ray.init(num_cpus=workers, num_gpus=0, include_dashboard=False, log_to_driver=False, _temp_dir=temp_dir)
+    # One physical core per worker, set once Ray is up (a raylet pinned to one busy core can
+    # miss its start-up deadline): this driver and every process of this Ray session; the
+    # workers the raylet starts later inherit its affinity.
+    cores = sorted(os.sched_getaffinity(0))[:workers]
+    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if temp_dir.encode() in handle.read() or pid == os.getpid():
+                    os.sched_setaffinity(pid, cores)
+        except OSError:
+            pass
     config = load_config(MakePairsConfig, env={}, overrides={
         "src": src, "dst": dst, "windows.frames": window, "windows.per_video": windows,
         "ray.max_actors": workers, "quiet": True})
@@ -59,10 +70,12 @@ def make_videos(directory: Path, count: int, seconds: float, size: str) -> None:
 
 
 def run_job(src: Path, dst: Path, workers: int, windows: int, window: int) -> dict:
+    # A 1-core run on a busy machine starts Ray slowly: give the raylet time to register.
+    env = dict(os.environ, RAY_raylet_start_wait_time_s="180")
     result = subprocess.run([sys.executable, "-c", RUN_ONE, str(src), str(dst), str(workers), str(windows),
-                             str(window)], capture_output=True, text=True, cwd=REPO)
+                             str(window)], capture_output=True, text=True, cwd=REPO, env=env)
     if result.returncode != 0:
-        raise SystemExit(f"run with {workers} worker(s) failed:\\n{result.stderr[-3000:]}")
+        raise SystemExit(f"run with {workers} worker(s) failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

@@ -194,7 +194,7 @@ def _run_on_ray(config: MakePairsConfig, videos: list[InputVideo], partners: dic
     # 2. Burn: the actor pool writes one shard per window.
     dataset = ray.data.from_items(windows, override_num_blocks=len(windows)).map_batches(
         worker, fn_constructor_kwargs={"config": config}, batch_size=1, batch_format="pandas",
-        num_cpus=actor_cpus, compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors))
+        num_cpus=actor_cpus, compute=ray.data.ActorPoolStrategy(min_size=actors, max_size=actors))
     errors: dict[str, tuple[str, str]] = {}
     written = 0
     for row in dataset.iter_rows():
