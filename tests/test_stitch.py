@@ -1,5 +1,6 @@
 """The compositor: mask 0 keeps the source bit-exactly, mask 1 takes the removed pixels,
-overlaps blend by their weights; and stitching through real staged chunks."""
+overlapping chunks blend their removed pixels by weight but never let masked text through;
+and stitching through real staged chunks."""
 
 from __future__ import annotations
 
@@ -22,13 +23,17 @@ def _staged_frame(removed_hwc_u8: np.ndarray, mask_hw_f32: np.ndarray) -> Staged
 
 
 def _reference(source, layers):
-    """The contract in float64 over the whole frame."""
+    """The contract in float64 over the whole frame: alpha = max m, colour = sum w m r / sum w m."""
     alpha = np.zeros(source.shape[:2])
-    replaced = np.zeros(source.shape)
+    colour_weight = np.zeros(source.shape[:2])
+    colour_sum = np.zeros(source.shape)
     for weight, removed, mask_u8 in layers:
-        alpha += weight * mask_u8 / 255.0
-        replaced += (weight * mask_u8 / 255.0)[..., None] * removed
-    out = source * (1 - np.minimum(alpha, 1))[..., None] + replaced
+        mask = mask_u8 / 255.0
+        alpha = np.maximum(alpha, mask)
+        colour_weight += weight * mask
+        colour_sum += (weight * mask)[..., None] * removed
+    colour = colour_sum / np.where(colour_weight > 0, colour_weight, 1)[..., None]
+    out = source * (1 - alpha)[..., None] + alpha[..., None] * colour
     return np.clip(np.rint(out), 0, 255).astype(np.uint8), alpha
 
 
@@ -52,11 +57,12 @@ def test_mask_one_takes_removed_pixels_and_everything_else_is_bit_exact(rng):
     mask = np.zeros((H, W), np.float32)
     mask[30:40, 5:60] = 1.0
     mask[10, 10] = 1.0  # an isolated pixel widens the box over untouched pixels
+    source_before = source.copy()
     out = composite_frame(source, [(1.0, _staged_frame(removed, mask))])
     inside = mask > 0
     assert np.array_equal(out[inside], removed[inside])
     assert np.array_equal(out[~inside], source[~inside])
-    assert out is not source and np.array_equal(source, source.copy())  # source untouched
+    assert out is not source and np.array_equal(source, source_before)  # the input frame is not written
 
 
 def test_soft_mask_and_blended_overlaps_follow_the_contract(rng):
@@ -90,6 +96,38 @@ def test_two_full_masks_cross_fade_between_removed_frames(rng):
     out = composite_frame(source, [(0.25, _staged_frame(removed_a, full)),
                                    (0.75, _staged_frame(removed_b, full))])
     assert np.all(out == 125)  # the source does not leak in
+
+
+def test_disagreeing_overlaps_never_show_masked_text(rng):
+    """Chunk A found the text (weight 0.3 here), chunk B missed it (weight 0.7): the text
+    must not show at 70 %; the pixels are A's, the only chunk that replaced them."""
+    source = np.full((H, W, 3), 40, np.uint8)
+    source[20:28, 8:56] = 255  # white "text"
+    removed_a = np.full((H, W, 3), 40, np.uint8)  # A filled the text with the background
+    text = np.zeros((H, W), np.float32)
+    text[20:28, 8:56] = 1.0
+    nothing = np.zeros((H, W), np.float32)
+    for weight_a in (0.3, 0.05, 0.0):  # down to the very end of A's ramp
+        out = composite_frame(source, [(weight_a, _staged_frame(removed_a, text)),
+                                       (1.0 - weight_a, _staged_frame(source, nothing))])
+        assert np.array_equal(out, removed_a), weight_a
+
+
+def test_disagreeing_soft_masks_hide_as_much_as_the_strongest(rng):
+    source = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    removed_a = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    removed_b = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    mask_a = np.zeros((H, W), np.float32)
+    mask_a[:, :32] = 1.0
+    mask_b = np.full((H, W), 0.25, np.float32)
+    out = composite_frame(source, [(0.2, _staged_frame(removed_a, mask_a)),
+                                   (0.8, _staged_frame(removed_b, mask_b))])
+    # Left half: fully masked by A -> no source at all, only A's and B's pixels blended.
+    colour = (0.2 * removed_a[:, :32] + 0.8 * 0.25 * removed_b[:, :32].astype(float)) / (0.2 + 0.8 * 0.25)
+    assert np.abs(out[:, :32].astype(int) - np.rint(colour)).max() <= 1
+    # Right half: only B's quarter mask -> a quarter of B over the source.
+    expected = np.rint(0.75 * source[:, 32:] + 0.25 * removed_b[:, 32:].astype(float))
+    assert np.abs(out[:, 32:].astype(int) - expected).max() <= 1
 
 
 def test_frame_layers_follow_the_plan():
@@ -146,26 +184,29 @@ def test_prefetched_keeps_order_propagates_errors_and_stops_early():
     assert closed == [True]
 
 
-def _stage_identity(source, staging_dir, chunks, storage_options=None):
-    from clear_ray.media import frame_timestamps, probe
-    from clear_ray.removers.identity import IdentityRemover
-    from clear_ray.staging import remove_and_stage
+def _config(source, plugin=None, storage=None, **overrides):
+    from clear_ray.config import RemoveJobConfig, load_config
 
-    info, pts = probe(str(source)), frame_timestamps(str(source))
-    for chunk in chunks:
-        remove_and_stage(str(source), chunk, IdentityRemover(), staging_dir, info=info, frame_pts=pts,
-                         storage_options=storage_options)
-    return info, pts
+    settings = {"src": str(source), "dst": "unused", "remover.backend": "identity", "remover.plugin": plugin,
+                "chunking.chunk_size": 9, "chunking.overlap": 4, "output.preset": "ultrafast", **overrides}
+    if storage is not None:
+        settings.update({"storage.endpoint_url": storage.endpoint_url, "storage.region": "us-east-1",
+                         "storage.access_key_id": storage.access_key, "storage.secret_access_key": storage.secret_key})
+    return load_config(RemoveJobConfig, env={}, overrides=settings)
 
 
 def test_stitch_refuses_missing_or_mismatched_chunks(make_clip, tmp_path):
-    from clear_ray.media import SegmentEncoder
+    from clear_ray.media import SegmentEncoder, VideoInfo
+    from clear_ray.pipeline.layout import VideoStaging
     from clear_ray.staging import read_staged_chunk, staged_chunk_uri
-    from clear_ray.stitch import StitchError, stitch_segment, stitch_video
+    from clear_ray.stitch import StitchError, stitch_segment
+    from clear_ray.testing.stages import stage_chunks
 
     source = make_clip("src.mp4", frames=30, audio_tracks=0)
     chunks = plan_chunks(30, 9, 4)
-    info, pts = _stage_identity(source, str(tmp_path / "st"), chunks)
+    staging = VideoStaging(str(tmp_path / "st"))
+    plan = stage_chunks(_config(source), str(source), staging.root)
+    info, pts = VideoInfo.model_validate(plan["info"]), plan["frame_pts"]
     segment = plan_segments(chunks, 30)[1]
     weights = blend_weights(chunks, 30)
     encoder = SegmentEncoder(tmp_path / "seg.mp4", info, preset="ultrafast")
@@ -173,43 +214,30 @@ def test_stitch_refuses_missing_or_mismatched_chunks(make_clip, tmp_path):
         stitch_segment(str(source), info, segment, {}, weights, encoder, frame_pts=pts)
     small = stage_result(chunks[0], RemovalResult(np.zeros((9, 8, 8, 3), np.uint8),
                                                   np.zeros((9, 8, 8), np.float32)))
-    staged = {j: read_staged_chunk(staged_chunk_uri(str(tmp_path / "st"), j)) for j in segment.chunk_indices}
+    staged = {j: read_staged_chunk(staged_chunk_uri(staging.chunks_dir, j)) for j in segment.chunk_indices}
     staged[0] = small
     with pytest.raises(StitchError, match="8x8"):
         stitch_segment(str(source), info, segment, staged, weights, encoder, frame_pts=pts)
     with pytest.raises(ValueError, match="no frames"):  # refused before any frame was written
         encoder.close()
     assert not (tmp_path / "seg.mp4").exists()
-    with pytest.raises(StitchError, match="30 frames"):
-        stitch_video(str(source), str(tmp_path / "out.mp4"), plan_chunks(25, 9, 4), str(tmp_path / "st"),
-                     info=info, frame_pts=pts)
-    assert not (tmp_path / "out.mp4").exists()
 
 
-def test_stitch_video_with_staging_on_s3(make_clip, tmp_path, s3_server, s3_bucket):
+def test_the_job_stages_with_staging_on_s3(make_clip, tmp_path, s3_server, s3_bucket):
     from clear_ray.media import frame_timestamps
-    from clear_ray.staging import delete_staged_chunk, list_staged_chunks, staged_chunk_uri
-    from clear_ray.stitch import stitch_video
+    from clear_ray.pipeline.layout import VideoStaging
+    from clear_ray.staging import list_staged_chunks
+    from clear_ray.testing.stages import run_stages
 
     options = s3_server.storage_options()
     source = make_clip("src.mp4", frames=40, audio_tracks=1)
-    chunks = plan_chunks(40, 9, 4)
-    staging_dir = f"{s3_bucket}/_staging/src/identity"
-    info, pts = _stage_identity(source, staging_dir, chunks, storage_options=options)
-    assert sorted(list_staged_chunks(staging_dir, storage_options=options)) == [c.index for c in chunks]
-    released = []
-
-    def release(j):
-        # Released in order: nothing after this chunk's last reader is gone yet.
-        released.append(j)
-        delete_staged_chunk(staged_chunk_uri(staging_dir, j), storage_options=options)
-
-    report = stitch_video(str(source), str(tmp_path / "out.mp4"), chunks, staging_dir, info=info, frame_pts=pts,
-                          preset="ultrafast", release=release, storage_options=options)
-    assert released == sorted(released) == [c.index for c in chunks]
-    assert list_staged_chunks(staging_dir, storage_options=options) == {}
+    staging = VideoStaging(f"{s3_bucket}/_staging/src/identity")
+    config = _config(source, storage=s3_server, **{"chunking.segment_frames": 1})
+    report = run_stages(config, str(source), str(tmp_path / "out.mp4"), staging.root)
+    assert report.num_chunks == len(plan_chunks(40, 9, 4)) and report.num_segments == report.num_chunks
+    assert list_staged_chunks(staging.chunks_dir, storage_options=options) == {}  # all released
     assert report.num_frames == 40
-    assert np.array_equal(frame_timestamps(str(tmp_path / "out.mp4")), pts)
+    assert np.array_equal(frame_timestamps(str(tmp_path / "out.mp4")), frame_timestamps(str(source)))
 
 
 class _BandRemover:
@@ -217,6 +245,9 @@ class _BandRemover:
 
     name = "band"
     wants_gpu = False
+
+    def __init__(self, config=None, device="cpu"):
+        pass
 
     def fingerprint(self) -> str:
         return "band-v1"
@@ -233,17 +264,11 @@ def test_stitch_keeps_the_decoders_yuv_outside_the_masks(make_clip, tmp_path):
     in the masked rows (and the chroma rows they share), which hold the removed grey."""
     import av
 
-    from clear_ray.media import frame_timestamps, probe
-    from clear_ray.staging import remove_and_stage
-    from clear_ray.stitch import stitch_video
+    from clear_ray.testing.stages import run_stages
 
     source = make_clip("src.mp4", frames=24, preset="medium", gop=10, audio_tracks=0)
-    info, pts = probe(str(source)), frame_timestamps(str(source))
-    chunks = plan_chunks(24, 9, 4)
-    for chunk in chunks:
-        remove_and_stage(str(source), chunk, _BandRemover(), str(tmp_path / "st"), info=info, frame_pts=pts)
-    stitch_video(str(source), str(tmp_path / "out.mp4"), chunks, str(tmp_path / "st"), info=info, frame_pts=pts,
-                 crf=0, preset="ultrafast")
+    config = _config(source, "tests.test_stitch:_BandRemover", **{"output.crf": 0, "chunking.segment_frames": 1})
+    run_stages(config, str(source), str(tmp_path / "out.mp4"), str(tmp_path / "st"))
 
     def planes(path):
         with av.open(str(path)) as container:
