@@ -66,7 +66,7 @@ def mux_video(config: RemoveJobConfig, input_uri: str, staging_root: str, output
             if storage.is_remote(uri):
                 local = os.path.join(scratch, f"segment-{k:06d}.mp4")
                 fs, path = storage.filesystem(uri, options)
-                fs.get_file(path, local)
+                storage.retry(fs.get_file, path, local, what=f"download {uri}")
                 uri = local
             segment_paths.append(uri)
         mux(segment_paths, input_uri, output_uri, info, storage_options=options)
@@ -80,7 +80,7 @@ def _put_file(local: str, uri: str, storage_options: dict | None) -> None:
     """Move a finished local file to ``uri`` so that the name appears only when complete."""
     if storage.is_remote(uri):
         fs, path = storage.filesystem(uri, storage_options)
-        fs.put_file(local, path)  # a single PUT: atomic on object stores
+        storage.retry(fs.put_file, local, path, what=f"upload {uri}")  # a single PUT: atomic on object stores
         return
     os.makedirs(os.path.dirname(uri), exist_ok=True)
     temp = f"{uri}.part-{os.getpid()}"
