@@ -68,6 +68,18 @@ class AttemptGuard:
 
         return storage.retry(read, what=f"read attempt markers of {self.item}")
 
+    def _watchdog(self) -> None:
+        if self._finished.wait(self.time_limit_s):
+            return
+        try:
+            reason = f"timed out after {self.time_limit_s:g} s"
+            storage.write_bytes_atomic(self._marker, reason.encode(), self.storage_options)
+        finally:
+            # A hung decoder cannot be interrupted from Python: end the process; Ray starts a
+            # fresh worker and the retry sees this marker.
+            time.sleep(0.1)
+            os._exit(70)
+
 
 def discard_markers(staging_root_uri: str, storage_options: dict | None = None) -> int:
     """Delete every attempt marker under ``staging_root_uri`` (``DST/_staging``): the
@@ -85,15 +97,3 @@ def discard_markers(staging_root_uri: str, storage_options: dict | None = None) 
         return len(markers)
 
     return storage.retry(discard, what="discard attempt markers of interrupted runs")
-
-    def _watchdog(self) -> None:
-        if self._finished.wait(self.time_limit_s):
-            return
-        try:
-            reason = f"timed out after {self.time_limit_s:g} s"
-            storage.write_bytes_atomic(self._marker, reason.encode(), self.storage_options)
-        finally:
-            # A hung decoder cannot be interrupted from Python: end the process; Ray starts a
-            # fresh worker and the retry sees this marker.
-            time.sleep(0.1)
-            os._exit(70)
