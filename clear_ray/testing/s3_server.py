@@ -72,6 +72,7 @@ class SeaweedS3:
         if self.data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix="cr-s3-"))
             self._owns_data_dir = True
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         # A restart (see ``outage``) keeps the ports, so clients' endpoint stays valid.
         ports = self._ports = self._ports or {flag: free_port() for flag in _PORT_FLAGS}
         command = [_weed_binary(), "mini", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
