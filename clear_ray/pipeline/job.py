@@ -88,30 +88,7 @@ def _run_holding_lease(config: RemoveJobConfig, lease: DstLease, videos: list[In
         reporter.video_finished(row, done_so_far=len(summary.rows), total=len(videos))
 
     # 3. What each input needs, from the consolidated manifest state.
-    latest = manifest.latest_rows()
-    existing_outputs = _existing_files(config.dst, options)
-    to_process: dict[str, VideoProgress] = {}
-    decided: list[ManifestRow] = []
-    for video in videos:
-        output_uri = output_uri_for(video, config.dst, _output_extension(video))
-        decision = decide(video, latest.get(video.uri), model_fingerprint=model_fp, config_fingerprint=config_fp,
-                          output_exists=storage.filesystem(output_uri, options)[1] in existing_outputs,
-                          force=config.force, retry_failed=config.retry_failed, max_attempts=config.max_attempts)
-        if decision.action == "process":
-            staging = VideoStaging.for_video(config.dst, video.key, model_fp, config_fp)
-            comparison = _comparison_uri(output_uri) if config.output.comparison else None
-            to_process[video.key] = VideoProgress(video, staging, output_uri, comparison, decision.previous_attempts)
-            continue
-        previous = latest[video.uri]
-        decided.append(ManifestRow(
-            run_id=run_id, finished_at=time.time(), input_uri=video.uri, rel_path=video.rel_path,
-            input_fingerprint=video.fingerprint, model_fingerprint=previous.model_fingerprint,
-            config_fingerprint=previous.config_fingerprint, backend=previous.backend,
-            status="skipped" if decision.action == "skip" else "quarantined",
-            output_uri=previous.output_uri, comparison_uri=previous.comparison_uri,
-            error=previous.error if decision.action == "quarantined" else None,
-            error_kind=previous.error_kind, attempts=decision.previous_attempts, frames=previous.frames,
-            fps=previous.fps, width=previous.width, height=previous.height, duration_s=previous.duration_s))
+    to_process, decided = decide_inputs(config, manifest, videos, model_fp, config_fp)
     lease.check()
     manifest.record_many(decided)  # one file for every skipped / quarantined input
     for row in decided:
@@ -133,6 +110,40 @@ def _run_holding_lease(config: RemoveJobConfig, lease: DstLease, videos: list[In
     manifest.finalize()
     _drop_empty_staging_dir(config.dst)
     return summary
+
+
+def decide_inputs(config: RemoveJobConfig, manifest: Manifest, videos: list[InputVideo], model_fp: str,
+                  config_fp: str) -> tuple[dict[str, VideoProgress], list[ManifestRow]]:
+    """The start-up decisions: the videos to process, and a manifest row for every other
+    input (skipped, quarantined). Reads the manifest state once and lists DST once."""
+    run_id = manifest.run_id
+    options = config.storage.s3_storage_options()
+    latest = manifest.latest_rows()
+    existing_outputs = _existing_files(config.dst, options)
+    dst_fs, _ = storage.filesystem(config.dst, options)  # one client, not one per input
+    to_process: dict[str, VideoProgress] = {}
+    decided: list[ManifestRow] = []
+    for video in videos:
+        output_uri = output_uri_for(video, config.dst, _output_extension(video))
+        decision = decide(video, latest.get(video.uri), model_fingerprint=model_fp, config_fingerprint=config_fp,
+                          output_exists=dst_fs._strip_protocol(output_uri) in existing_outputs,
+                          force=config.force, retry_failed=config.retry_failed, max_attempts=config.max_attempts)
+        if decision.action == "process":
+            staging = VideoStaging.for_video(config.dst, video.key, model_fp, config_fp)
+            comparison = _comparison_uri(output_uri) if config.output.comparison else None
+            to_process[video.key] = VideoProgress(video, staging, output_uri, comparison, decision.previous_attempts)
+            continue
+        previous = latest[video.uri]
+        decided.append(ManifestRow(
+            run_id=run_id, finished_at=time.time(), input_uri=video.uri, rel_path=video.rel_path,
+            input_fingerprint=video.fingerprint, model_fingerprint=previous.model_fingerprint,
+            config_fingerprint=previous.config_fingerprint, backend=previous.backend,
+            status="skipped" if decision.action == "skip" else "quarantined",
+            output_uri=previous.output_uri, comparison_uri=previous.comparison_uri,
+            error=previous.error if decision.action == "quarantined" else None,
+            error_kind=previous.error_kind, attempts=decision.previous_attempts, frames=previous.frames,
+            fps=previous.fps, width=previous.width, height=previous.height, duration_s=previous.duration_s))
+    return to_process, decided
 
 
 def _run_on_ray(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler_args: dict,
