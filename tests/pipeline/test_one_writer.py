@@ -203,8 +203,11 @@ def test_an_s3_outage_mid_run_heals_without_quarantine_or_partial_output(ray_clu
         watcher.start()
         config = _s3_config(server, src, dst, calls, sleep_s=0.4)
         first = run_remove_job(config)
+        first_ended = time.monotonic()
         watcher.join(timeout=120)
-        assert outage.get("seconds", 0) >= 10, "the outage did not happen during the run"
+        assert outage.get("seconds", 0) >= 10 and outage["start"] < first_ended, "no outage during the run"
+        print("first run after an outage of", round(outage["seconds"], 1), "s:",
+              {row.rel_path: (row.status, row.error) for row in first.rows})
         fs = server.filesystem()
         statuses = Counter(row.status for row in first.rows)
         assert statuses["quarantined"] == 0
