@@ -223,3 +223,36 @@ def test_an_s3_outage_mid_run_heals_without_quarantine_or_partial_output(ray_clu
         _assert_outputs_exact(fs, src, dst)
         chunk_calls = _chunk_calls(calls)
         assert len(chunk_calls) == _expected_chunks()
+
+
+@pytest.mark.slow
+def test_a_run_that_loses_its_lease_stops_writing_and_exits_4(ray_cluster, make_clip, tmp_path):
+    import json
+
+    import ray
+
+    from clear_ray.lease import EXIT_LEASE_LOST, LeaseRecord
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for name, spec in SPECS.items():
+        make_clip(name, **spec).rename(src / name)
+    env = _counting_env(tmp_path / "calls.log", 1.0)
+    command = ["clear-ray", "remove", str(src), str(dst), *JOB_FLAGS, "--lease-ttl", "3",
+               "--address", ray.get_runtime_context().gcs_address]
+    job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list(dst.glob("_staging/*/*/chunks/*")) and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # Another run takes DST over (as one whose clock ran ahead would): the holder must notice.
+    now = time.time()
+    thief = LeaseRecord(run_id="thief", host="elsewhere", pid=1, since=now, renewed_at=now, ttl_s=3)
+    (dst / "_lease.json").write_bytes(json.dumps(thief.__dict__).encode())
+    stdout, stderr = job.communicate(timeout=240)
+    assert job.returncode == EXIT_LEASE_LOST, stdout[-2000:] + stderr[-3000:]
+    ours = [line for line in stderr.splitlines() if line.startswith("clear-ray remove:")]
+    assert len(ours) == 1 and ours[0].startswith(
+        "clear-ray remove: stopped: another run took the DST lease: now held by run thief on host elsewhere"), stderr
+    # It wrote nothing after: no manifest state, the thief's lease untouched.
+    assert not (dst / "_manifest" / "state.parquet").exists()
+    assert LeaseRecord.from_bytes((dst / "_lease.json").read_bytes()).run_id == "thief"
