@@ -1,5 +1,11 @@
 """SegmentEncoder: one independently decodable H.264 piece of the output video.
 
+Segments keep the source's sample layout: 8- or 10-bit, 4:2:0 / 4:2:2 / 4:4:4 (x264's
+High, High 10, High 4:2:2 and High 4:4:4 Predictive profiles; x264 picks the profile
+from the pixel format), its colour tags and its HDR10 static metadata (mastering display
+and content light level SEI). CRF 0 means lossless (x264 QP 0: sample-exact at any bit
+depth, where x264's CRF 0 is lossless only at 8 bits).
+
 A segment covers a contiguous range of frames, starts with an IDR frame and carries the
 source's own timestamps in the source's time base, so that ``mux`` can join segments by
 stream copy. Segments are MP4 files whatever their name: MP4 keeps any time base exactly
@@ -37,8 +43,11 @@ from clear_ray.media.probe import (
 
 SEGMENT_FORMAT = "mp4"
 _SWS_TO_COLOR_SPACE = {1: 1, 4: 4, 5: 6, 7: 7, 9: 9}  # swscale matrix -> AVColorSpace tag
-# log2 chroma subsampling (horizontal, vertical) of the pixel formats segments are coded in.
-_CHROMA_SHIFT = {"yuv420p": (1, 1), "yuv444p": (0, 0)}
+# The planar YUV layouts segments are coded in (all of them x264's), by log2 chroma
+# subsampling (horizontal, vertical) and bit depth.
+_LAYOUTS = {((1, 1), 8): "yuv420p", ((1, 0), 8): "yuv422p", ((0, 0), 8): "yuv444p",
+            ((1, 1), 10): "yuv420p10le", ((1, 0), 10): "yuv422p10le", ((0, 0), 10): "yuv444p10le"}
+_CHROMA_SHIFT = {name: shift for (shift, _), name in _LAYOUTS.items()}
 # Untouched pixels converted around a patch: swscale's RGB->YUV 4:2:0 chroma filter
 # reaches one chroma sample beyond a block, and with 2 luma pixels of real neighbours the
 # patch's YUV equals a whole-frame conversion's bit for bit (measured; 4 to be safe).
@@ -58,9 +67,27 @@ def mov_options(time_base: Fraction) -> dict[str, str]:
     return {"movie_timescale": str(track_scale)}
 
 
-def output_pix_fmt(width: int, height: int) -> str:
-    """yuv420p when both sides are even; odd sizes keep their exact size with 4:4:4."""
-    return "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+def chroma_shift(pix_fmt: str) -> tuple[int, int]:
+    """log2 chroma subsampling (horizontal, vertical) of a YUV pixel format; (0, 0) for
+    formats without subsampled chroma (RGB, gray)."""
+    import av
+
+    video_format = av.VideoFormat(pix_fmt)
+    if video_format.is_rgb or len(video_format.components) < 3:
+        return 0, 0
+    return (1 if video_format.chroma_width(1024) < 1024 else 0), (1 if video_format.chroma_height(1024) < 1024 else 0)
+
+
+def output_pix_fmt(info: VideoInfo) -> str:
+    """The source's own layout where x264 codes it: its chroma subsampling (4:2:0, 4:2:2,
+    4:4:4; RGB-coded sources 4:4:4) at 8 bits, or 10 for 9- and 10-bit sources. Odd sizes
+    cannot be chroma-subsampled: they keep their exact size with 4:4:4."""
+    depth = 10 if info.bit_depth > 8 else 8
+    shift = chroma_shift(info.pix_fmt)
+    if shift not in ((1, 1), (1, 0), (0, 0)) or (info.coded_width % 2 and shift[0]) or \
+            (info.coded_height % 2 and shift[1]):
+        shift = (0, 0)  # (4:1:1, 4:4:0 ... have no x264 profile: 4:4:4 loses nothing)
+    return _LAYOUTS[shift, depth]
 
 
 def coded_box(box: Box, quarter_turns: int, coded_height: int, coded_width: int) -> Box:
@@ -78,14 +105,18 @@ def coded_box(box: Box, quarter_turns: int, coded_height: int, coded_width: int)
 
 
 def plane_arrays(video_frame: Any) -> list[np.ndarray]:
-    """Views (no copy) of a planar 8-bit frame's planes, each ``(height, width)`` uint8."""
-    return [np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
+    """Views (no copy) of a planar frame's planes, each ``(height, width)``: uint8 for
+    8-bit samples, uint16 (little-endian formats only) for 9 to 16 bits."""
+    wide = max(component.bits for component in video_frame.format.components) > 8
+    dtype = np.dtype("<u2") if wide else np.dtype(np.uint8)
+    return [np.frombuffer(plane, dtype).reshape(plane.height, plane.line_size // dtype.itemsize)[:, :plane.width]
             for plane in video_frame.planes]
 
 
-def _is_8bit_yuv(video_format: Any) -> bool:
+def _is_planar_yuv(video_format: Any) -> bool:
+    """YUV that swscale turns into our layouts without touching colours (8 to 16 bits)."""
     return (not video_format.is_rgb and not video_format.has_palette and bool(video_format.components)
-            and all(component.bits == 8 for component in video_format.components))
+            and all(component.bits <= 16 for component in video_format.components))
 
 
 def _tag(names: dict[int, str], name: str | None, unspecified: int = 2) -> int:
@@ -123,7 +154,7 @@ class SegmentEncoder:
         self._quarter_turns = info.rotation // 90
         self._matrix, self._range, self._flags = yuv_matrix(info), yuv_range(info), sws_flags()
         self._time_base = Fraction(info.time_base)
-        self._pix_fmt = output_pix_fmt(info.coded_width, info.coded_height)
+        self._pix_fmt = output_pix_fmt(info)
         self._stack = contextlib.ExitStack()
         temp = self._stack.enter_context(atomic_output(self.path, storage_options))
         try:
@@ -147,7 +178,13 @@ class SegmentEncoder:
             # time base (as FFmpeg's own encodes do; tools read 12800 "fps" otherwise);
             # frames keep the pts they are given either way.
             params = "stitchable=1" + ("" if info.variable_frame_rate else ":force-cfr=1")
-            stream.options = {"crf": str(crf), "preset": preset, "x264-params": params}
+            if info.mastering_display:
+                params += f":mastering-display={info.mastering_display}"
+            if info.content_light_level:
+                params += f":cll={info.content_light_level}"
+            # x264's CRF scale starts at -12 at 10 bits, so CRF 0 is not lossless there: QP 0 is.
+            quality = {"qp": "0"} if crf == 0 else {"crf": str(crf)}
+            stream.options = {**quality, "preset": preset, "x264-params": params}
             if info.rotation:
                 stream.set_display_rotation(info.rotation)
             self._stream = stream
@@ -177,7 +214,7 @@ class SegmentEncoder:
     def write_source(self, frame: Frame) -> None:
         """Encode a decoded frame of this encoder's source, unchanged, at its own pts, from
         the decoder's YUV: handed to x264 as it is when its pixel format is the output's,
-        resampled YUV->YUV (same matrix and range) for another 8-bit YUV layout; only an
+        resampled YUV->YUV (same matrix and range) for another YUV layout; only an
         RGB-coded or paletted source goes through RGB. The frame is consumed (its pts
         and picture type are rewritten)."""
         target = self._output_yuv(frame.video_frame)
@@ -234,14 +271,15 @@ class SegmentEncoder:
 
     def _output_yuv(self, video_frame: Any) -> Any | None:
         """``video_frame`` in the output's pixel format without passing through RGB, or
-        None where it is not 8-bit YUV of the coded size."""
+        None where it is not YUV of the coded size."""
         if (video_frame.width, video_frame.height) != (self.info.coded_width, self.info.coded_height):
             return None
         if video_frame.format.name == self._pix_fmt:
             return video_frame
-        if not _is_8bit_yuv(video_frame.format):
+        if not _is_planar_yuv(video_frame.format):
             return None
-        # (yuvj420p, yuv422p, ... -> the output layout; same matrix and range: no colour change.)
+        # (yuvj420p, nv12, p010, a 4:2:0 of odd size ... -> the output layout; same matrix
+        # and range: no colour change.)
         return video_frame.reformat(format=self._pix_fmt, src_colorspace=self._matrix, dst_colorspace=self._matrix,
                                     src_color_range=self._range, dst_color_range=self._range,
                                     interpolation=self._flags, threads=SWS_THREADS)
