@@ -113,6 +113,17 @@ def plane_arrays(video_frame: Any) -> list[np.ndarray]:
             for plane in video_frame.planes]
 
 
+def copy_picture(video_frame: Any) -> Any:
+    """An independent copy of a planar picture's samples (for the encoder: frame
+    properties that only RGB conversion reads, such as chroma siting, are not kept)."""
+    import av
+
+    copy = av.VideoFrame(video_frame.width, video_frame.height, video_frame.format.name)
+    for target_hw, source_hw in zip(plane_arrays(copy), plane_arrays(video_frame)):
+        np.copyto(target_hw, source_hw)
+    return copy
+
+
 def _is_planar_yuv(video_format: Any) -> bool:
     """YUV that swscale turns into our layouts without touching colours (8 to 16 bits)."""
     return (not video_format.is_rgb and not video_format.has_palette and bool(video_format.components)
@@ -228,8 +239,8 @@ class SegmentEncoder:
         in place of its pixels where ``touched_hw`` is set. Untouched luma pixels, and
         chroma samples none of whose pixels is touched, stay the decoder's YUV exactly;
         the rest is what converting the whole patched RGB frame would give. The frame is
-        consumed (its pixels are patched: a copy is made first if the decoder still
-        holds the picture as a reference)."""
+        left as it is: the patch goes into a copy (the decoder may still refer to the
+        picture, and a decode that keeps recent frames may hand it out again)."""
         y0, y1, x0, x1 = box
         shape = (y1 - y0, x1 - x0)
         if not (0 <= y0 < y1 <= self.info.height and 0 <= x0 < x1 <= self.info.width):
@@ -259,7 +270,8 @@ class SegmentEncoder:
         touched_region_hw[inner] = np.rot90(touched_hw, -turns).astype(bool)
         np.copyto(region_hwc_u8[inner], np.rot90(patch_rgb_hwc_u8, -turns), where=touched_region_hw[inner][..., None])
         patch_yuv = self._to_yuv(region_hwc_u8)
-        target.make_writable()  # never write into a picture the decoder still refers to
+        if target is frame.video_frame:
+            target = copy_picture(target)
         for number, (plane_hw, patch_plane_hw) in enumerate(zip(plane_arrays(target), plane_arrays(patch_yuv))):
             sy, sx = (0, 0) if number == 0 else (shift_y, shift_x)
             where_hw = touched_region_hw
