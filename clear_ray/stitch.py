@@ -95,6 +95,35 @@ def composite_patch(source_hwc_u8: np.ndarray, layers: Sequence[tuple[float, Sta
     return (y0, y1, x0, x1), patch_hwc_u8, touched_hw
 
 
+def blend_layers(layers: Sequence[tuple[float, StagedFrame]]) -> tuple[Box, np.ndarray, np.ndarray] | None:
+    """The compositor's terms over the union of the layers' mask boxes, for an encoder
+    that blends in the source's own samples (``SegmentEncoder.write_blended``):
+    ``(box, alpha_hw_f32, removed_hwc_f32)`` with alpha = sum_j w_j m_j and removed =
+    sum_j w_j m_j removed_j / alpha where alpha > 0, so that out = src * (1 - alpha) +
+    alpha * removed. None when no layer touches the frame."""
+    active = active_layers(layers)
+    if not active:
+        return None
+    y0 = min(frame.box[0] for _, frame in active)
+    y1 = max(frame.box[1] for _, frame in active)
+    x0 = min(frame.box[2] for _, frame in active)
+    x1 = max(frame.box[3] for _, frame in active)
+    alpha_hw_f32 = np.zeros((y1 - y0, x1 - x0), np.float32)
+    replaced_hwc_f32 = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
+    for weight, frame in active:
+        fy0, fy1, fx0, fx1 = frame.box
+        alpha_hw = frame.mask_hw_u8.astype(np.float32) * np.float32(weight) / np.float32(255)
+        if frame.pixels_mc_u8.shape[0] == alpha_hw.size:  # mask set on its whole box (a band)
+            removed_hwc_u8 = frame.pixels_mc_u8.reshape(*alpha_hw.shape, 3)
+        else:
+            removed_hwc_u8 = np.zeros((*alpha_hw.shape, 3), np.uint8)
+            removed_hwc_u8[frame.mask_hw_u8 > 0] = frame.pixels_mc_u8
+        alpha_hw_f32[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] += alpha_hw
+        replaced_hwc_f32[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] += alpha_hw[..., None] * removed_hwc_u8
+    removed_hwc_f32 = replaced_hwc_f32 / np.maximum(alpha_hw_f32, np.float32(1e-12))[..., None]
+    return (y0, y1, x0, x1), np.minimum(alpha_hw_f32, np.float32(1)), removed_hwc_f32
+
+
 def composite_frame(source_hwc_u8: np.ndarray,
                     layers: Sequence[tuple[float, StagedFrame]]) -> np.ndarray:
     """Blend the staged frames ``layers`` (blend weight, staged frame) over one source frame.
@@ -162,8 +191,8 @@ def stitch_segment(source_uri: str, info: "VideoInfo", segment: Segment,
                 raise StitchError(f"segment {segment.index}: decoder returned frame {frame.index} "
                                   f"(pts {frame.pts}) where frame {expected} (pts {frame_pts[expected]}) was due")
             layers = active_layers(frame_layers(expected, segment.chunk_indices, staged_by_chunk, weights))
-            if layers:  # only now is the frame converted to RGB
-                encoder.write_patched(frame, *composite_patch(frame.rgb_hwc_u8, layers))
+            if layers:  # blended in the source's own samples and bit depth
+                encoder.write_blended(frame, *blend_layers(layers))
             else:
                 encoder.write_source(frame)
             expected += 1

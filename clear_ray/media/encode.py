@@ -281,6 +281,70 @@ class SegmentEncoder:
             np.copyto(plane_hw[ry0 >> sy:ry1 >> sy, rx0 >> sx:rx1 >> sx], patch_plane_hw, where=where_hw)
         self._encode(target, frame.pts)
 
+    def write_blended(self, frame: Frame, box: Box, alpha_hw_f32: np.ndarray, removed_rgb_hwc: np.ndarray) -> None:
+        """The compositor in the source's own samples: ``out = src * (1 - a) + a * removed``
+        over ``box`` (display-oriented), where ``a`` is ``alpha_hw_f32`` (the summed
+        weight of the masks, in [0, 1]) and ``removed`` the colour the masks blend
+        towards (RGB, 0..255, float for a mean of several removers). ``removed`` is turned
+        into the output's YUV at its bit depth (through 16-bit RGB, so nothing is rounded
+        to 8 bits), then each sample blends with the decoder's own sample: luma per pixel,
+        a chroma sample with the mean of ``a * removed`` over the pixels it covers. Where
+        ``a`` is 0 (a whole chroma block, for chroma) the source sample stays exactly as
+        decoded. The decoder's picture is left as it is."""
+        y0, y1, x0, x1 = box
+        shape = (y1 - y0, x1 - x0)
+        if not (0 <= y0 < y1 <= self.info.height and 0 <= x0 < x1 <= self.info.width):
+            raise ValueError(f"blend box {box} is not inside the {self.info.width}x{self.info.height} frame")
+        if alpha_hw_f32.shape != shape or removed_rgb_hwc.shape != (*shape, 3):
+            raise ValueError(f"blend needs a {shape} alpha and {(*shape, 3)} colours, got "
+                             f"{alpha_hw_f32.shape} and {removed_rgb_hwc.shape}")
+        alpha_hw = np.clip(alpha_hw_f32.astype(np.float32), 0, 1)
+        target = self._output_yuv(frame.video_frame)
+        if target is None:  # an RGB-coded source: blend its RGB
+            full_hwc_u8 = frame.rgb_hwc_u8.copy()
+            region = full_hwc_u8[y0:y1, x0:x1]
+            blended = np.rint(region * (1 - alpha_hw[..., None]) + alpha_hw[..., None] * removed_rgb_hwc)
+            np.copyto(region, np.clip(blended, 0, 255).astype(np.uint8), where=(alpha_hw > 0)[..., None])
+            self.write(frame.pts, full_hwc_u8)
+            return
+        turns = self._quarter_turns
+        height, width = self.info.coded_height, self.info.coded_width
+        cy0, cy1, cx0, cx1 = coded_box(box, turns, height, width)
+        shift_x, shift_y = _CHROMA_SHIFT[self._pix_fmt]
+        # The region: the box on the chroma grid (a chroma sample is blended whole).
+        step_y, step_x = 1 << shift_y, 1 << shift_x
+        ry0, rx0 = cy0 // step_y * step_y, cx0 // step_x * step_x
+        ry1, rx1 = min(height, -(-cy1 // step_y) * step_y), min(width, -(-cx1 // step_x) * step_x)
+        alpha_region_hw = np.zeros((ry1 - ry0, rx1 - rx0), np.float32)
+        inner = (slice(cy0 - ry0, cy1 - ry0), slice(cx0 - rx0, cx1 - rx0))
+        alpha_region_hw[inner] = np.rot90(alpha_hw, -turns)
+        removed_region_hwc_u16 = np.zeros((ry1 - ry0, rx1 - rx0, 3), np.uint16)
+        removed_region_hwc_u16[inner] = np.rint(np.clip(np.rot90(removed_rgb_hwc, -turns), 0, 255) * 257)
+        removed_yuv = self._to_yuv444(removed_region_hwc_u16)
+        target = copy_picture(target) if target is frame.video_frame else target
+        for number, (plane_hw, removed_hw) in enumerate(zip(plane_arrays(target), plane_arrays(removed_yuv))):
+            sy, sx = (0, 0) if number == 0 else (shift_y, shift_x)
+            weighted_hw = alpha_region_hw * removed_hw
+            plane_alpha_hw = alpha_region_hw
+            if sy or sx:  # a chroma sample: the mean over the pixels it covers
+                rows, cols = alpha_region_hw.shape
+                plane_alpha_hw = alpha_region_hw.reshape(rows >> sy, 1 << sy, cols >> sx, 1 << sx).mean(axis=(1, 3))
+                weighted_hw = weighted_hw.reshape(rows >> sy, 1 << sy, cols >> sx, 1 << sx).mean(axis=(1, 3))
+            source_hw = plane_hw[ry0 >> sy:ry1 >> sy, rx0 >> sx:rx1 >> sx]
+            blended_hw = np.rint(source_hw * (1 - plane_alpha_hw) + weighted_hw)
+            np.copyto(source_hw, blended_hw.astype(source_hw.dtype), where=plane_alpha_hw > 0)
+        self._encode(target, frame.pts)
+
+    def _to_yuv444(self, coded_hwc_u16: np.ndarray) -> Any:
+        """16-bit RGB -> full-resolution YUV at the output's bit depth (one chroma sample
+        per pixel: the blend, not swscale, decides how chroma is subsampled)."""
+        import av
+
+        rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(coded_hwc_u16), format="rgb48le")
+        layout = _LAYOUTS[(0, 0), 10 if self.info.bit_depth > 8 else 8]
+        return rgb.reformat(format=layout, dst_colorspace=self._matrix, src_color_range="JPEG",
+                            dst_color_range=self._range, interpolation=self._flags, threads=SWS_THREADS)
+
     def _output_yuv(self, video_frame: Any) -> Any | None:
         """``video_frame`` in the output's pixel format without passing through RGB, or
         None where it is not YUV of the coded size."""

@@ -242,3 +242,33 @@ def test_opus_moved_from_webm_into_mp4_keeps_pre_skip_and_end_trim(sources, tmp_
     assert np.array_equal(samples_out[:, :samples_in.shape[1]], samples_in)
     with av.open(str(out)) as container:
         assert bytes(container.streams.audio[0].codec_context.extradata) == head
+
+
+def test_the_compositor_blends_in_the_sources_ten_bit_samples(sources, tmp_path):
+    """A grey band (alpha 1) with a soft edge row (alpha 0.5) over a 10-bit 4:2:0 source,
+    losslessly encoded: untouched samples are the source's, the band is grey at 10 bits,
+    and the soft row is the 10-bit mean of source and grey (not an 8-bit RGB round trip)."""
+    source = sources / "high10.mp4"
+    info, pts = inspect(str(source))
+    box = (10, 22, 0, info.width)  # rows 10..19 alpha 1, rows 20, 21 alpha 0.5 (one chroma row)
+    alpha_hw = np.ones((12, info.width), np.float32)
+    alpha_hw[10:] = 0.5
+    grey_hwc = np.full((12, info.width, 3), 128.0, np.float32)
+    out = tmp_path / "blended.mp4"
+    with SegmentEncoder(out, info, crf=0, preset="ultrafast") as encoder:
+        for frame in iter_frames(str(source), 0, info.num_frames, info=info, timestamps=pts):
+            encoder.write_blended(frame, box, alpha_hw, grey_hwc)
+    for (_, fmt, planes_in), (_, fmt_out, planes_out) in zip(video_planes(source), video_planes(out)):
+        assert fmt == fmt_out == "yuv420p10le"
+        luma_in, luma_out = planes_in[0].astype(int), planes_out[0].astype(int)
+        assert np.array_equal(luma_out[:10], luma_in[:10]) and np.array_equal(luma_out[22:], luma_in[22:])
+        grey_y = luma_out[10:20]
+        assert grey_y.min() == grey_y.max() and abs(int(grey_y[0, 0]) - round(64 + 876 * 128 / 255)) <= 1
+        assert np.array_equal(luma_out[20:22], np.rint((luma_in[20:22] + grey_y[0, 0]) / 2))
+        assert np.any(luma_out[20:22] % 4)  # 10-bit values an 8-bit path could not give
+        for plane in (1, 2):  # chroma rows 5..9 grey, row 10 half, the rest the source's
+            chroma_in, chroma_out = planes_in[plane].astype(int), planes_out[plane].astype(int)
+            assert np.array_equal(chroma_out[:5], chroma_in[:5]) and np.array_equal(chroma_out[11:], chroma_in[11:])
+            grey_c = chroma_out[5:10]
+            assert grey_c.min() == grey_c.max() and abs(int(grey_c[0, 0]) - 512) <= 1
+            assert np.array_equal(chroma_out[10], np.rint((chroma_in[10] + grey_c[0, 0]) / 2))
