@@ -118,10 +118,25 @@ def copy_picture(video_frame: Any) -> Any:
     properties that only RGB conversion reads, such as chroma siting, are not kept)."""
     import av
 
-    copy = av.VideoFrame(video_frame.width, video_frame.height, video_frame.format.name)
+    copy = defined_padding(av.VideoFrame(video_frame.width, video_frame.height, video_frame.format.name))
     for target_hw, source_hw in zip(plane_arrays(copy), plane_arrays(video_frame)):
         np.copyto(target_hw, source_hw)
     return copy
+
+
+def defined_padding(video_frame: Any) -> Any:
+    """``video_frame`` (one we allocated, never the decoder's) with the bytes between each
+    row's end and its line size set to 0. x264's row copy reads past the row end (its SIMD
+    copies whole vectors) and those bytes take part in its analysis: left as they come
+    from the allocator (whatever an earlier, freed frame held there, which depends on
+    thread timing) they made the same input give different bytes from run to run.
+    A decoder's pictures are left alone: their padding holds decoded macroblock pixels,
+    the same in every run, that later pictures may predict from."""
+    sample_bytes = 2 if max(component.bits for component in video_frame.format.components) > 8 else 1
+    for plane in video_frame.planes:
+        rows_hw = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        rows_hw[:, plane.width * sample_bytes:] = 0
+    return video_frame
 
 
 def _is_planar_yuv(video_format: Any) -> bool:
@@ -356,16 +371,18 @@ class SegmentEncoder:
             return None
         # (yuvj420p, nv12, p010, a 4:2:0 of odd size ... -> the output layout; same matrix
         # and range: no colour change.)
-        return video_frame.reformat(format=self._pix_fmt, src_colorspace=self._matrix, dst_colorspace=self._matrix,
+        return defined_padding(video_frame.reformat(format=self._pix_fmt, src_colorspace=self._matrix,
+                                                    dst_colorspace=self._matrix,
                                     src_color_range=self._range, dst_color_range=self._range,
-                                    interpolation=self._flags, threads=SWS_THREADS)
+                                    interpolation=self._flags, threads=SWS_THREADS))
 
     def _to_yuv(self, coded_hwc_u8: np.ndarray) -> Any:
         import av
 
         rgb = av.VideoFrame.from_ndarray(coded_hwc_u8, format="rgb24")
-        return rgb.reformat(format=self._pix_fmt, dst_colorspace=self._matrix, src_color_range="JPEG",
-                            dst_color_range=self._range, interpolation=self._flags, threads=SWS_THREADS)
+        return defined_padding(rgb.reformat(format=self._pix_fmt, dst_colorspace=self._matrix, src_color_range="JPEG",
+                                            dst_color_range=self._range, interpolation=self._flags,
+                                            threads=SWS_THREADS))
 
     def _encode(self, yuv: Any, pts: int) -> None:
         pts = int(pts)
