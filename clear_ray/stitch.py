@@ -13,8 +13,10 @@ a frame no mask touches is passed through without any arithmetic at all.
 ``stitch_segment`` streams one segment: one sequential exact decode of its source frames
 (a few frames decoded ahead in a thread), one frame composited at a time plus the staged
 chunks it reads, each written with its source pts. A frame no mask touches goes to the
-encoder in the decoder's own YUV (never converted to RGB); a touched frame is composited
-in RGB over the masks' box only, and only the touched pixels replace the decoder's YUV.
+encoder in the decoder's own YUV (never converted to RGB); on a touched frame the same
+formula is applied by the encoder to the decoder's own samples, at their bit depth, over
+the masks' box only (``blend_layers`` + ``SegmentEncoder.write_blended``): untouched
+samples keep full precision, 10-bit included.
 ``stitch_video`` is the single-process driver (tests, benchmarks): one sequential decode
 feeding all segments in order, staged chunks loaded when first needed and released as
 soon as no later segment reads them, then ``mux``.
