@@ -204,6 +204,12 @@ class SegmentEncoder:
             # time base (as FFmpeg's own encodes do; tools read 12800 "fps" otherwise);
             # frames keep the pts they are given either way.
             params = "stitchable=1" + ("" if info.variable_frame_rate else ":force-cfr=1")
+            # mbtree=0: x264's macroblock-tree rate control (core 165, as PyAV ships it) reads
+            # an uninitialised stack variable (valgrind: "created by a stack allocation" under
+            # x264_encoder_encode, gone with mbtree=0 alone, not with weightp=0, b-adapt=0,
+            # subme=1): the bytes then depend on what ran on that thread's stack before,
+            # i.e. on thread timing. Without it the same frames give the same bytes.
+            params += ":mbtree=0"
             if info.mastering_display:
                 params += f":mastering-display={info.mastering_display}"
             if info.content_light_level:
