@@ -272,3 +272,55 @@ def test_the_compositor_blends_in_the_sources_ten_bit_samples(sources, tmp_path)
             grey_c = chroma_out[5:10]
             assert grey_c.min() == grey_c.max() and abs(int(grey_c[0, 0]) - 512) <= 1
             assert np.array_equal(chroma_out[10], np.rint((chroma_in[10] + grey_c[0, 0]) / 2))
+
+
+class _Band:
+    """A soft-edged grey band over every frame (so that every frame is blended)."""
+
+    name, wants_gpu = "band", False
+
+    def fingerprint(self) -> str:
+        return "band-v1"
+
+    def remove(self, frames_thwc_u8: np.ndarray):
+        from clear_ray.removers.base import RemovalResult
+
+        mask_thw_f32 = np.zeros(frames_thwc_u8.shape[:3], np.float32)
+        mask_thw_f32[:, 20:30] = 1.0
+        mask_thw_f32[:, 19] = mask_thw_f32[:, 30] = 0.5
+        return RemovalResult(np.full_like(frames_thwc_u8, 128), mask_thw_f32)
+
+
+def test_segments_are_byte_identical_under_other_thread_timing(tmp_path):
+    """The stitch's decode-ahead thread, slowed down or not, and a busy process: the same
+    segment bytes. (Before x264's macroblock tree was turned off, about one run in eight
+    of this 100x60 clip at preset medium gave other bytes.)"""
+    from clear_ray.chunking import blend_weights, plan_chunks, plan_segments
+    from clear_ray.staging import read_staged_chunk, remove_and_stage, staged_chunk_uri
+    import clear_ray.stitch as stitch
+
+    from clear_ray.testing.clips import ClipSpec, write_clip
+
+    source = str(write_clip(tmp_path / "odd.mp4", ClipSpec(frames=40, width=100, height=60, audio_tracks=0)))
+    info, pts = inspect(source)
+    chunks = plan_chunks(info.num_frames, 13, 4)
+    for chunk in chunks:
+        remove_and_stage(source, chunk, _Band(), str(tmp_path / "staged"), info=info, frame_pts=pts)
+    staged = {c.index: read_staged_chunk(staged_chunk_uri(str(tmp_path / "staged"), c.index)) for c in chunks}
+    weights = blend_weights(chunks, info.num_frames)
+    segment = plan_segments(chunks, info.num_frames, 10)[1]  # one from the middle of the video
+
+    def encode(path: Path, depth: int) -> bytes:
+        with SegmentEncoder(path, info, crf=17, preset="medium", threads=1) as encoder:
+            stitch.stitch_segment(source, info, segment, staged, weights, encoder, frame_pts=pts, decode_threads=1)
+        return path.read_bytes()
+
+    first = encode(tmp_path / "first.mp4", stitch.PREFETCH_FRAMES)
+    default_depth = stitch.PREFETCH_FRAMES
+    try:
+        for run, depth in enumerate((1, 8, 2)):
+            stitch.PREFETCH_FRAMES = depth
+            with CpuHog(threads=run + 1):
+                assert encode(tmp_path / f"again{run}.mp4", depth) == first, run
+    finally:
+        stitch.PREFETCH_FRAMES = default_depth
