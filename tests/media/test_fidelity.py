@@ -292,9 +292,9 @@ class _Band:
 
 
 def test_segments_are_byte_identical_under_other_thread_timing(tmp_path):
-    """The stitch's decode-ahead thread, slowed down or not, and a busy process: the same
-    segment bytes. (Before x264's macroblock tree was turned off, about one run in eight
-    of this 100x60 clip at preset medium gave other bytes.)"""
+    """The stitch's decode-ahead thread at other depths, and a busy process: the same
+    segment bytes. (A width that is not a whole number of macroblocks, at preset medium:
+    with x264's macroblock tree on, about one run in eight of this clip gave other bytes.)"""
     from clear_ray.chunking import blend_weights, plan_chunks, plan_segments
     from clear_ray.staging import read_staged_chunk, remove_and_stage, staged_chunk_uri
     import clear_ray.stitch as stitch
