@@ -19,6 +19,7 @@ import pydantic
 
 from clear_ray.media._io import extension_of, open_container, source_size
 from clear_ray.media.errors import CorruptStream, FrameTooLarge, NoVideoStream, UnsupportedFormat
+from clear_ray.media.hdr import hdr_metadata
 
 DEFAULT_MAX_PIXELS = 8192 * 4320
 
@@ -278,42 +279,11 @@ def _decode_head(uri: str, storage_options: dict | None, index: int, count: int)
                  (("space", "colorspace"), ("range", "color_range"), ("primaries", "color_primaries"),
                   ("trc", "color_trc"))}
         aspect = context.sample_aspect_ratio or stream.sample_aspect_ratio or Fraction(1)
-        mastering, light = _hdr_metadata(head)
+        mastering, light = hdr_metadata(head)
         return _Head(pts=[frame.pts for frame in first], color=color, rotation=_rotation_of(head, uri),
                      pix_fmt=head.format.name, coded_size=(head.width, head.height),
                      aspect=Fraction(aspect) if aspect > 0 else Fraction(1), mastering_display=mastering,
                      content_light_level=light)
-
-
-def _hdr_metadata(frame: Any) -> tuple[str | None, str | None]:
-    """Mastering display colour volume and content light level side data of a decoded
-    frame (SEI or container), in x264/x265 option syntax."""
-    import struct
-
-    mastering = light = None
-    for side_data in frame.side_data:
-        name = getattr(side_data.type, "name", str(side_data.type))
-        data = bytes(side_data)
-        if name == "MASTERING_DISPLAY_METADATA" and len(data) >= 88:
-            # AVMasteringDisplayMetadata: primaries[3][2] (R, G, B), white point[2], min, max
-            # luminance, all AVRational (int32 num, den), then has_primaries, has_luminance.
-            values = struct.unpack_from("<20i2i", data)
-            rationals = [Fraction(values[k], values[k + 1]) if values[k + 1] else Fraction(0)
-                         for k in range(0, 20, 2)]
-            has_primaries, has_luminance = values[20], values[21]
-            if not (has_primaries and has_luminance):
-                continue
-            (rx, ry, gx, gy, bx, by, wx, wy), (low, high) = rationals[:8], rationals[8:]
-
-            def xy(x: Fraction, y: Fraction) -> str:
-                return f"({round(x * 50000)},{round(y * 50000)})"
-
-            mastering = (f"G{xy(gx, gy)}B{xy(bx, by)}R{xy(rx, ry)}WP{xy(wx, wy)}"
-                         f"L({round(high * 10000)},{round(low * 10000)})")
-        elif name == "CONTENT_LIGHT_LEVEL" and len(data) >= 8:
-            max_cll, max_fall = struct.unpack_from("<2I", data)
-            light = f"{max_cll},{max_fall}"
-    return mastering, light
 
 
 def _check_supported(uri: str, bit_depth: int, pix_fmt: str, color: dict[str, int]) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from clear_ray.media import SegmentEncoder, inspect, iter_frames, mux, output_extension, probe
-from clear_ray.media.encode import plane_arrays
+from clear_ray.media.pictures import plane_arrays
 from clear_ray.testing.clips import ffmpeg_exe
 
 pytestmark = pytest.mark.timeout(600)
