@@ -33,7 +33,7 @@ import numpy as np
 
 from clear_ray.media._io import atomic_output
 from clear_ray.media.decode import SWS_THREADS, Frame, sws_flags, yuv_matrix, yuv_range
-from clear_ray.media.pictures import copy_picture, defined_padding, plane_arrays
+from clear_ray.media.pictures import copy_picture, plane_arrays
 from clear_ray.media.probe import (
     COLOR_PRIMARIES_NAMES,
     COLOR_RANGE_NAMES,
@@ -346,18 +346,16 @@ class SegmentEncoder:
             return None
         # (yuvj420p, nv12, p010, a 4:2:0 of odd size ... -> the output layout; same matrix
         # and range: no colour change.)
-        return defined_padding(video_frame.reformat(format=self._pix_fmt, src_colorspace=self._matrix,
-                                                    dst_colorspace=self._matrix,
+        return video_frame.reformat(format=self._pix_fmt, src_colorspace=self._matrix, dst_colorspace=self._matrix,
                                     src_color_range=self._range, dst_color_range=self._range,
-                                    interpolation=self._flags, threads=SWS_THREADS))
+                                    interpolation=self._flags, threads=SWS_THREADS)
 
     def _to_yuv(self, coded_hwc_u8: np.ndarray) -> Any:
         import av
 
         rgb = av.VideoFrame.from_ndarray(coded_hwc_u8, format="rgb24")
-        return defined_padding(rgb.reformat(format=self._pix_fmt, dst_colorspace=self._matrix, src_color_range="JPEG",
-                                            dst_color_range=self._range, interpolation=self._flags,
-                                            threads=SWS_THREADS))
+        return rgb.reformat(format=self._pix_fmt, dst_colorspace=self._matrix, src_color_range="JPEG",
+                            dst_color_range=self._range, interpolation=self._flags, threads=SWS_THREADS)
 
     def _encode(self, yuv: Any, pts: int) -> None:
         pts = int(pts)
