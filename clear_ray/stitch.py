@@ -19,8 +19,10 @@ a frame no mask touches is passed through without any arithmetic at all.
 ``stitch_segment`` streams one segment: one sequential exact decode of its source frames
 (a few frames decoded ahead in a thread), one frame composited at a time plus the staged
 chunks it reads, each written with its source pts. A frame no mask touches goes to the
-encoder in the decoder's own YUV (never converted to RGB); a touched frame is composited
-in RGB over the masks' box only, and only the touched pixels replace the decoder's YUV.
+encoder in the decoder's own YUV (never converted to RGB); on a touched frame the same
+formula is applied by the encoder to the decoder's own samples, at their bit depth, over
+the masks' box only (``blend_layers`` + ``SegmentEncoder.write_blended``): untouched
+samples keep full precision, 10-bit included.
 The job's ``stitch_segment`` task (clear_ray/pipeline/tasks.py) runs it once per segment.
 """
 
@@ -59,12 +61,13 @@ def active_layers(layers: Sequence[tuple[float, StagedFrame]]) -> list[tuple[flo
 _MIN_COLOUR_WEIGHT = np.float32(1e-6)
 
 
-def composite_patch(source_hwc_u8: np.ndarray, layers: Sequence[tuple[float, StagedFrame]]
-                    ) -> tuple[Box, np.ndarray, np.ndarray] | None:
-    """The compositor over the union of the layers' mask boxes: ``(box, patch_hwc_u8,
-    touched_hw)``, where ``patch_hwc_u8`` is the composited box and ``touched_hw`` says
-    which of its pixels some mask sets (elsewhere the patch is the source pixel). None
-    when no layer touches the frame (``source_hwc_u8`` is then never read)."""
+def blend_layers(layers: Sequence[tuple[float, StagedFrame]]) -> tuple[Box, np.ndarray, np.ndarray] | None:
+    """The compositor's terms over the union of the layers' mask boxes:
+    ``(box, alpha_hw_f32, colour_hwc_f32)`` with alpha = max_j m_j and colour =
+    sum_j w_j m_j removed_j / sum_j w_j m_j where alpha > 0 (0 elsewhere), so that
+    out = src * (1 - alpha) + alpha * colour. An encoder blends them into the source's own
+    samples (``SegmentEncoder.write_blended``); ``composite_patch`` into 8-bit RGB. None
+    when no layer touches the frame."""
     active = active_layers(layers)
     if not active:
         return None
@@ -88,9 +91,24 @@ def composite_patch(source_hwc_u8: np.ndarray, layers: Sequence[tuple[float, Sta
         colour_weight_hw = mask_hw_f32 * max(np.float32(weight), _MIN_COLOUR_WEIGHT)
         colour_weight_hw_f32[window] += colour_weight_hw
         colour_sum_hwc_f32[window] += colour_weight_hw[..., None] * removed_hwc_u8
-    region_hwc_u8 = source_hwc_u8[y0:y1, x0:x1]
     touched_hw = alpha_hw_f32 > 0
     colour_hwc_f32 = colour_sum_hwc_f32 / np.where(touched_hw, colour_weight_hw_f32, np.float32(1))[..., None]
+    return (y0, y1, x0, x1), alpha_hw_f32, colour_hwc_f32
+
+
+def composite_patch(source_hwc_u8: np.ndarray, layers: Sequence[tuple[float, StagedFrame]]
+                    ) -> tuple[Box, np.ndarray, np.ndarray] | None:
+    """The compositor over the union of the layers' mask boxes in 8-bit RGB: ``(box,
+    patch_hwc_u8, touched_hw)``, where ``patch_hwc_u8`` is the composited box and
+    ``touched_hw`` says which of its pixels some mask sets (elsewhere the patch is the
+    source pixel). None when no layer touches the frame (``source_hwc_u8`` is then never
+    read)."""
+    terms = blend_layers(layers)
+    if terms is None:
+        return None
+    (y0, y1, x0, x1), alpha_hw_f32, colour_hwc_f32 = terms
+    region_hwc_u8 = source_hwc_u8[y0:y1, x0:x1]
+    touched_hw = alpha_hw_f32 > 0
     alpha_hw1 = alpha_hw_f32[..., None]
     patch_hwc_u8 = np.clip(np.rint(region_hwc_u8 * (np.float32(1) - alpha_hw1) + alpha_hw1 * colour_hwc_f32),
                            0, 255).astype(np.uint8)
@@ -166,8 +184,8 @@ def stitch_segment(source_uri: str, info: "VideoInfo", segment: Segment,
                 raise StitchError(f"segment {segment.index}: decoder returned frame {frame.index} "
                                   f"(pts {frame.pts}) where frame {expected} (pts {frame_pts[expected]}) was due")
             layers = active_layers(frame_layers(expected, segment.chunk_indices, staged_by_chunk, weights))
-            if layers:  # only now is the frame converted to RGB
-                encoder.write_patched(frame, *composite_patch(frame.rgb_hwc_u8, layers))
+            if layers:  # blended in the source's own samples and bit depth
+                encoder.write_blended(frame, *blend_layers(layers))
             else:
                 encoder.write_source(frame)
             expected += 1

@@ -10,7 +10,7 @@ import pytest
 from clear_ray.chunking import blend_weights, plan_chunks, plan_segments
 from clear_ray.removers.base import RemovalResult
 from clear_ray.staging import StagedFrame, quantize_mask, stage_result
-from clear_ray.stitch import composite_frame, frame_layers
+from clear_ray.stitch import composite_frame, frame_layers, stitch_segment
 
 H, W = 48, 64
 
@@ -285,3 +285,37 @@ def test_stitch_keeps_the_decoders_yuv_outside_the_masks(make_clip, tmp_path):
         assert np.array_equal(out[2][chroma_rows], src[2][chroma_rows])
         assert np.abs(out[0][21:31].astype(int) - 126).max() <= 1  # RGB 128 grey, limited range BT.601
         assert not np.array_equal(out[0][21:31], src[0][21:31])
+
+
+def test_the_production_stitch_never_shows_text_one_overlapping_chunk_masked(make_clip, tmp_path):
+    """stitch_segment (the job's path: blend_layers + SegmentEncoder.write_blended) over an
+    overlap where chunk 0 masked a band and chunk 1 did not: every overlap frame shows
+    chunk 0's grey in the band, at any blend weight, not a fade back to the source."""
+    import av
+
+    from clear_ray.media import SegmentEncoder, VideoInfo
+    from clear_ray.testing.stages import stage_chunks
+
+    source = make_clip("src.mp4", frames=30, audio_tracks=0)
+    plan = stage_chunks(_config(source), str(source), str(tmp_path / "st"))
+    info, pts = VideoInfo.model_validate(plan["info"]), plan["frame_pts"]
+    chunks = plan_chunks(30, 9, 4)
+    band = np.zeros((info.height, info.width), np.float32)
+    band[20:32] = 1.0
+    staged = {}
+    for chunk in chunks:
+        mask = np.stack([band if chunk.index == 0 else np.zeros_like(band)] * chunk.length)
+        grey = np.full((chunk.length, info.height, info.width, 3), 128, np.uint8)
+        staged[chunk.index] = stage_result(chunk, RemovalResult(grey, mask))
+    weights = blend_weights(chunks, 30)
+    segment = plan_segments(chunks, 30)[1]  # chunk 0's ramp down meets chunk 1's ramp up here
+    overlap = [i for i in range(segment.start, segment.stop) if i < chunks[0].stop]
+    assert overlap and 0 < min(float(weights[0][i - chunks[0].start]) for i in overlap) < 0.5
+    encoder = SegmentEncoder(tmp_path / "seg.mp4", info, crf=0, preset="ultrafast")
+    stitch_segment(str(source), info, segment, staged, weights, encoder, frame_pts=pts)
+    encoder.close()
+    with av.open(str(tmp_path / "seg.mp4")) as container:
+        out = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+    for position, frame_index in enumerate(range(segment.start, segment.stop)):
+        if frame_index in overlap:
+            assert np.abs(out[position, 21:31].astype(int) - 128).max() <= 3, frame_index  # grey, no text

@@ -6,8 +6,11 @@ it and take exactly ``stop - start`` frames. On the way from the keyframe to the
 wanted frame, non-reference pictures shown before it are not decoded at all: no other
 picture needs them. A seek that lands after the wanted frame (a wrong keyframe index, an
 open GOP) is retried from further back and finally from the start; files whose packet
-timestamps cannot locate frames (``info.exact_seek`` False) are decoded from the start,
-counting frames. Every loop ends at end of file, and memory holds one frame at a time.
+timestamps cannot locate frames (``info.exact_seek`` False) are decoded by counting
+frames from the start, once per process and file: the open decode is kept between calls
+(``_ForwardCursor``) with its last few frames, so a worker asking for the chunks of such a
+file in order (each overlapping the previous one) decodes the file once in all, not once
+per chunk. Every loop ends at end of file.
 
 A ``Frame`` keeps the decoder's own picture and makes RGB only when asked: the encoder
 takes untouched frames in the decoder's YUV, with no RGB round trip at all.
@@ -15,7 +18,10 @@ takes untouched frames in the decoder's YUV, with no RGB round trip at all.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
+import threading
 from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
@@ -33,6 +39,11 @@ _SWS_MATRIX = {"bt709": 1, "fcc": 4, "bt470bg": 5, "smpte170m": 5, "smpte240m": 
 _SEEK_MARGIN_FRAMES = 4
 # After an overshoot, retry this many frames further back before decoding from the start.
 _RETRY_BACK_FRAMES = (300,)
+# Files without exact seeking: decoded frames kept for a following overlapping range, open
+# decodes kept between calls, and frame timestamps remembered per file.
+_CURSOR_TAIL_FRAMES = 32
+_IDLE_CURSORS = 2
+_REMEMBERED_TIMESTAMPS = 8
 # One thread per conversion: swscale's automatic slice threads cost CPU (3.5 -> 5.1 ms per
 # 720p accurate YUV->RGB here) and the pipeline already works on many frames at once.
 SWS_THREADS = 1
@@ -160,10 +171,10 @@ def iter_frames(uri: str, start: int, stop: int, *, start_pts: int | None = None
             pass
         # Frames already handed out were verified; continue exactly where they stopped.
         if reader.timestamps is None:
-            reader.timestamps = inspect(uri, storage_options=storage_options, max_pixels=max_pixels)[1]
+            reader.timestamps = _remembered_timestamps(uri, info, storage_options, max_pixels)
         start += produced
     elif reader.timestamps is None:
-        reader.timestamps = inspect(uri, storage_options=storage_options, max_pixels=max_pixels)[1]
+        reader.timestamps = _remembered_timestamps(uri, info, storage_options, max_pixels)
     yield from reader.by_count(start, stop)
 
 
@@ -186,6 +197,10 @@ class _RangeReader:
         self.total = total  # the frame count errors report
         self.to_rgb = _RgbConverter(info, rgb)
 
+    def key(self) -> tuple:
+        """Names this file and its description: a cursor is reused only for the same one."""
+        return self.uri, self.info.size_bytes, self.info.num_frames, self.info.start_pts, self.info.pix_fmt
+
     def _frames(self, container: Any, skip_before_pts: int | None = None) -> Iterator[Any]:
         """Decoded frames to EOF. Packets shown before ``skip_before_pts`` are decoded only
         if other pictures may refer to them (skip_frame NONREF, set per packet: a frame
@@ -200,7 +215,9 @@ class _RangeReader:
             if skip != skipping:
                 context.skip_frame = "NONREF" if skip else "DEFAULT"
                 skipping = skip
-            yield from packet.decode()
+            for frame in packet.decode():
+                _DECODED[0] += 1
+                yield frame
 
     def _expected(self, index: int) -> int | None:
         return int(self.timestamps[index]) if self.timestamps is not None else None
@@ -263,13 +280,105 @@ class _RangeReader:
         raise CorruptStream(f"cannot decode frame {start} (pts {start_pts})", self.uri)
 
     def by_count(self, start: int, stop: int) -> Iterator[Frame]:
-        """Decode from the start and count frames: for files whose pts cannot be trusted."""
-        index = 0
-        with open_container(self.uri, self.storage_options) as container:
-            for frame in self._frames(container):
-                if index >= start:
-                    yield Frame(index, int(self.timestamps[index]), frame, self.to_rgb)
-                index += 1
-                if index == stop:
-                    return
-        raise CorruptStream(f"file ends after {index} of {self.total} frames", self.uri)
+        """Count frames from the start: for files whose pts cannot be trusted. Continues a
+        kept decode of this file when one stands at or before ``start`` (or still holds
+        ``start`` among its last frames) instead of decoding from frame 0 again."""
+        cursor = _ForwardCursor.take(self, start)
+        try:
+            index = start
+            for number, video_frame in cursor.frames(start, stop):
+                yield Frame(number, int(self.timestamps[number]), video_frame, self.to_rgb)
+                index = number + 1
+            if index < stop:
+                raise CorruptStream(f"file ends after {cursor.position} of {self.total} frames", self.uri)
+        except BaseException:
+            cursor.close()
+            raise
+        cursor.put_back()
+
+
+_DECODED = [0]  # frames the decoder produced in this process (tests count them)
+
+
+def decoded_frame_count() -> int:
+    """Frames decoded so far in this process, skipped or not (for tests and benchmarks)."""
+    return _DECODED[0]
+
+
+class _ForwardCursor:
+    """An open decode of one file that counts frames from its start, kept between calls
+    (per process, a few at a time, one user at a time), with its last
+    ``_CURSOR_TAIL_FRAMES`` pictures for a next range that overlaps this one (handed out
+    again as they are: nothing modifies a decoded picture, the encoder patches copies)."""
+
+    _idle: "collections.OrderedDict[tuple, _ForwardCursor]" = collections.OrderedDict()
+    _lock = threading.Lock()
+
+    def __init__(self, reader: _RangeReader):
+        self.key = reader.key()
+        self._stack = contextlib.ExitStack()
+        container = self._stack.enter_context(open_container(reader.uri, reader.storage_options))
+        self._decoded = reader._frames(container)
+        self.position = 0  # index of the next frame the decoder gives
+        self._tail: collections.deque = collections.deque(maxlen=_CURSOR_TAIL_FRAMES)
+
+    @classmethod
+    def take(cls, reader: _RangeReader, start: int) -> "_ForwardCursor":
+        """The kept cursor for this file if it can serve ``start``, else a new one from frame 0."""
+        with cls._lock:
+            cursor = cls._idle.pop(reader.key(), None)
+        if cursor is not None and (cursor.position <= start or cursor._holds(start)):
+            return cursor
+        if cursor is not None:
+            cursor.close()
+        return cls(reader)
+
+    def _holds(self, index: int) -> bool:
+        return bool(self._tail) and self._tail[0][0] <= index < self.position
+
+    def frames(self, start: int, stop: int) -> Iterator[tuple[int, Any]]:
+        for number, picture in list(self._tail):
+            if start <= number < stop:
+                yield number, picture
+        while self.position < stop:
+            video_frame = next(self._decoded, None)
+            if video_frame is None:
+                return
+            number = self.position
+            self.position += 1
+            if number >= stop - _CURSOR_TAIL_FRAMES:
+                self._tail.append((number, video_frame))
+            if number >= start:
+                yield number, video_frame
+
+    def put_back(self) -> None:
+        with self._lock:
+            previous = self._idle.pop(self.key, None)
+            self._idle[self.key] = self
+            while len(self._idle) > _IDLE_CURSORS:
+                self._idle.popitem(last=False)[1].close()
+        if previous is not None and previous is not self:
+            previous.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._decoded.close()
+        self._stack.close()
+
+
+_TIMESTAMPS: "collections.OrderedDict[tuple, np.ndarray]" = collections.OrderedDict()
+
+
+def _remembered_timestamps(uri: str, info: VideoInfo, storage_options: dict | None, max_pixels: int) -> np.ndarray:
+    """frame_timestamps of a file, scanned once per process (the scan reads the whole file)."""
+    key = (uri, info.size_bytes, info.num_frames, info.start_pts)
+    with _ForwardCursor._lock:
+        if key in _TIMESTAMPS:
+            _TIMESTAMPS.move_to_end(key)
+            return _TIMESTAMPS[key]
+    timestamps = inspect(uri, storage_options=storage_options, max_pixels=max_pixels)[1]
+    with _ForwardCursor._lock:
+        _TIMESTAMPS[key] = timestamps
+        while len(_TIMESTAMPS) > _REMEMBERED_TIMESTAMPS:
+            _TIMESTAMPS.popitem(last=False)
+    return timestamps

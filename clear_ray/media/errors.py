@@ -38,7 +38,7 @@ class CorruptStream(MediaError):
 
 
 class UnsupportedFormat(MediaError):
-    """A format we refuse rather than mangle: > 8-bit, HDR transfer, odd rotations."""
+    """A format we refuse rather than mangle: deeper than 10 bits, odd rotations."""
 
 
 class FrameTooLarge(MediaError):

@@ -2,6 +2,14 @@
 the source copied packet for packet, chapters, container and stream metadata, rotation
 and colour tags. Written to a temporary name and moved into place only when complete.
 
+Copied audio keeps its priming and trimming: MP4 edit lists (AAC) come through as the
+source's negative start and durations; Opus moved into MP4/MOV is re-stamped from its own
+sample counts in 1/48000 s, starting at minus its pre-skip and ending where the source's
+end trimming ends it, so the output's edit list says exactly what the source's OpusHead
+and Matroska DiscardPadding said (Matroska's 1 ms timestamps cannot). Outputs are written
+bit-exact (no random Matroska UIDs, no muxer version string): the same input and settings
+give the same bytes.
+
 Segments are encoded independently, so their decode timestamps are re-derived for the
 joined stream: with reorder depth D (how far any packet runs ahead of its presentation
 rank), ``dts[j] = sorted_pts[j - D]`` is strictly increasing and never after ``pts[j]``,
@@ -158,6 +166,52 @@ def _display_durations(pts: np.ndarray, sorted_pts: np.ndarray, info: VideoInfo)
     return gaps[np.searchsorted(sorted_pts, pts, side="left")]
 
 
+OPUS_RATE = 48000  # Opus timestamps, pre-skip and packet durations count 48 kHz samples
+
+
+def opus_packet_samples(data: bytes) -> int:
+    """Samples (at 48 kHz) an Opus packet decodes to, from its TOC byte (RFC 6716, 3.1)."""
+    if not data:
+        return 0
+    config, code = data[0] >> 3, data[0] & 3
+    if config < 12:  # SILK: 10, 20, 40, 60 ms
+        per_frame = (480, 960, 1920, 2880)[config % 4]
+    elif config < 16:  # hybrid: 10, 20 ms
+        per_frame = (480, 960)[config % 2]
+    else:  # CELT: 2.5, 5, 10, 20 ms
+        per_frame = (120, 240, 480, 960)[config % 4]
+    frames = 1 if code == 0 else 2 if code in (1, 2) else (data[1] & 0x3F if len(data) > 1 else 0)
+    return per_frame * frames
+
+
+def _skip_samples(packet: Any) -> tuple[int, int]:
+    """(samples to drop at the start, samples to drop at the end) a demuxer attached."""
+    import struct
+
+    if not packet.has_sidedata("skip_samples"):
+        return 0, 0
+    data = bytes(packet.get_sidedata("skip_samples"))
+    return struct.unpack_from("<II", data) if len(data) >= 8 else (0, 0)
+
+
+class _OpusClock:
+    """Exact 1/48000 timestamps for one Opus stream: the first packet starts at minus the
+    pre-skip; the last one lasts only up to the source's end trimming."""
+
+    def __init__(self, stream: Any):
+        head = bytes(stream.codec_context.extradata or b"")
+        pre_skip = int.from_bytes(head[10:12], "little") if head[:8] == b"OpusHead" and len(head) >= 12 else 0
+        self.next_pts = -pre_skip
+
+    def stamp(self, packet: Any) -> None:
+        samples = opus_packet_samples(bytes(packet))
+        _, end_trim = _skip_samples(packet)
+        packet.time_base = Fraction(1, OPUS_RATE)
+        packet.pts = packet.dts = self.next_pts
+        packet.duration = max(1, samples - end_trim)
+        self.next_pts += samples
+
+
 def _copy_stream_settings(source_stream: Any, out_stream: Any) -> None:
     out_stream.metadata.update({key: value for key, value in source_stream.metadata.items()
                                 if key not in _FILE_METADATA})
@@ -184,10 +238,11 @@ def mux(segment_paths: Sequence[str | Path], source_uri: str, out_uri: str, info
     video = _SegmentVideo(segment_uris, info, segment_storage_options
                           if segment_storage_options is not None else storage_options)
 
+    # bitexact: Matroska would write random segment and track UIDs, MP4 the muxer's version.
+    options = {"fflags": "+bitexact", **(mov_options(video.time_base) if format_name in ("mp4", "mov") else {})}
     with atomic_output(out_uri, storage_options) as temp, \
             open_container(source_uri, storage_options) as source, \
-            av.open(str(temp), "w", format=format_name,
-                    options=mov_options(video.time_base) if format_name in ("mp4", "mov") else {}) as output:
+            av.open(str(temp), "w", format=format_name, options=options) as output:
         # 1. Streams: the joined video, then every audio / subtitle stream of the source.
         source_video = source.streams[info.video_stream_index]
         # The declared average rate (Matroska's DefaultDuration) as the source declares it.
@@ -203,6 +258,7 @@ def mux(segment_paths: Sequence[str | Path], source_uri: str, out_uri: str, info
             video_out.set_display_rotation(info.rotation)
         _copy_stream_settings(source_video, video_out)
         copies: dict[int, Any] = {}
+        opus_clocks: dict[int, _OpusClock] = {}
         for stream in source.streams:
             if stream.type in ("audio", "subtitle"):
                 try:
@@ -212,6 +268,9 @@ def mux(segment_paths: Sequence[str | Path], source_uri: str, out_uri: str, info
                                             f"#{stream.index} ({stream.codec_context.name}): {error}",
                                             source_uri) from error
                 _copy_stream_settings(stream, copies[stream.index])
+                if format_name in ("mp4", "mov") and stream.codec_context.name == "opus":
+                    copies[stream.index].time_base = Fraction(1, OPUS_RATE)
+                    opus_clocks[stream.index] = _OpusClock(stream)
             elif stream.type == "attachment" and format_name == "matroska":  # fonts for ASS subtitles
                 name = stream.metadata.get("filename", f"attachment{stream.index}")
                 output.add_attachment(name, stream.mimetype or "application/octet-stream", stream.data)
@@ -229,6 +288,8 @@ def mux(segment_paths: Sequence[str | Path], source_uri: str, out_uri: str, info
             for packet in source.demux([source.streams[index] for index in copies]):
                 if not packet.size:
                     continue
+                if packet.stream_index in opus_clocks:
+                    opus_clocks[packet.stream_index].stamp(packet)
                 stamp = packet.dts if packet.dts is not None else packet.pts
                 seconds = float(stamp * packet.time_base) if stamp is not None else 0.0
                 packet.stream = copies[packet.stream_index]

@@ -19,6 +19,7 @@ import pydantic
 
 from clear_ray.media._io import extension_of, open_container, source_size
 from clear_ray.media.errors import CorruptStream, FrameTooLarge, NoVideoStream, UnsupportedFormat
+from clear_ray.media.hdr import hdr_metadata
 
 DEFAULT_MAX_PIXELS = 8192 * 4320
 
@@ -33,6 +34,9 @@ COLOR_TRC_NAMES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "sm
                    9: "log100", 10: "log316", 11: "iec61966-2-4", 12: "bt1361e", 13: "iec61966-2-1",
                    14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 17: "smpte428", 18: "arib-std-b67"}
 HDR_TRANSFERS = {"smpte2084", "arib-std-b67"}
+# The deepest samples the output encoder (x264) codes: deeper sources are refused rather
+# than silently rounded.
+MAX_BIT_DEPTH = 10
 MOV_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
 MATROSKA = "matroska,webm"
 # Frames decoded at probe time to check the packet timestamps against the decoder's.
@@ -72,6 +76,10 @@ class VideoInfo(pydantic.BaseModel, frozen=True):
     video_stream_index: int = 0  # index among the container's streams
     exact_seek: bool = True  # False: packet pts cannot locate frames; ranges decode from the start
     sample_aspect_ratio: str = "1/1"  # pixel shape of the stored frames (anamorphic DVD: "32/27")
+    # HDR10 static metadata of the first frame, in x264/x265's own option syntax:
+    # "G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)" (0.00002 / 0.0001 cd/m2 units) and "MaxCLL,MaxFALL".
+    mastering_display: str | None = None
+    content_light_level: str | None = None
 
     @property
     def fps_fraction(self) -> Fraction:
@@ -234,6 +242,8 @@ class _Head:
     pix_fmt: str
     coded_size: tuple[int, int]
     aspect: Fraction
+    mastering_display: str | None = None
+    content_light_level: str | None = None
 
 
 def _read_header(container: Any, uri: str, max_pixels: int, check_supported: bool) -> tuple[_Header, Any]:
@@ -241,8 +251,9 @@ def _read_header(container: Any, uri: str, max_pixels: int, check_supported: boo
     context = stream.codec_context
     check_frame_size(context.width, context.height, max_pixels, uri)
     bit_depth = _pixel_bits(context.pix_fmt)
-    if check_supported and bit_depth > 8:
-        raise UnsupportedFormat(f"{bit_depth}-bit video ({context.pix_fmt}); only 8-bit sources are supported", uri)
+    if check_supported and bit_depth > MAX_BIT_DEPTH:
+        raise UnsupportedFormat(f"{bit_depth}-bit video ({context.pix_fmt}); at most {MAX_BIT_DEPTH}-bit sources "
+                                "are supported", uri)
     streams = list(container.streams)
     header = _Header(
         format_name=container.format.name, index=stream.index, time_base=Fraction(stream.time_base),
@@ -268,17 +279,18 @@ def _decode_head(uri: str, storage_options: dict | None, index: int, count: int)
                  (("space", "colorspace"), ("range", "color_range"), ("primaries", "color_primaries"),
                   ("trc", "color_trc"))}
         aspect = context.sample_aspect_ratio or stream.sample_aspect_ratio or Fraction(1)
+        mastering, light = hdr_metadata(head)
         return _Head(pts=[frame.pts for frame in first], color=color, rotation=_rotation_of(head, uri),
                      pix_fmt=head.format.name, coded_size=(head.width, head.height),
-                     aspect=Fraction(aspect) if aspect > 0 else Fraction(1))
+                     aspect=Fraction(aspect) if aspect > 0 else Fraction(1), mastering_display=mastering,
+                     content_light_level=light)
 
 
 def _check_supported(uri: str, bit_depth: int, pix_fmt: str, color: dict[str, int]) -> None:
-    if bit_depth > 8:
-        raise UnsupportedFormat(f"{bit_depth}-bit video ({pix_fmt}); only 8-bit sources are supported", uri)
-    trc = COLOR_TRC_NAMES.get(color["trc"])
-    if trc in HDR_TRANSFERS:
-        raise UnsupportedFormat(f"HDR transfer {trc}; only SDR sources are supported", uri)
+    # 8- and 10-bit, SDR and HDR (PQ, HLG) are all kept as they are; deeper samples are not.
+    if bit_depth > MAX_BIT_DEPTH:
+        raise UnsupportedFormat(f"{bit_depth}-bit video ({pix_fmt}); at most {MAX_BIT_DEPTH}-bit sources "
+                                "are supported", uri)
 
 
 def _check_integrity(header: _Header, scan: _Scan, uri: str) -> None:
@@ -323,7 +335,8 @@ def _make_info(uri: str, size_bytes: int, header: _Header, head: _Head, **timing
         color_trc=COLOR_TRC_NAMES.get(head.color["trc"]), audio_streams=len(header.audio_codecs),
         subtitle_streams=len(header.subtitle_codecs), has_chapters=header.has_chapters, size_bytes=size_bytes,
         audio_codecs=header.audio_codecs, subtitle_codecs=header.subtitle_codecs, video_stream_index=header.index,
-        sample_aspect_ratio=_rational_text(head.aspect), **timing)
+        sample_aspect_ratio=_rational_text(head.aspect), mastering_display=head.mastering_display,
+        content_light_level=head.content_light_level, **timing)
 
 
 def inspect(uri: str, *, storage_options: dict | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -372,7 +385,7 @@ def inspect(uri: str, *, storage_options: dict | None = None, max_pixels: int = 
 def probe(uri: str, *, storage_options: dict | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
           check_supported: bool = True) -> VideoInfo:
     """Describe a video (local path or fsspec URL). ``check_supported=False`` describes
-    >8-bit / HDR sources instead of raising UnsupportedFormat."""
+    sources deeper than 10 bits instead of raising UnsupportedFormat."""
     return inspect(uri, storage_options=storage_options, max_pixels=max_pixels,
                    check_supported=check_supported)[0]
 

@@ -273,3 +273,31 @@ def test_non_reference_frames_before_the_range_are_not_decoded(bframe_clip, monk
     walked = {skip: [p for p in seen[skip] if p < pts[start]] for skip in seen}
     assert len(walked[False]) == 10  # every picture from the keyframe on
     assert 0 < len(walked[True]) < len(walked[False])  # the references only
+
+
+def test_chunks_of_a_file_without_exact_seek_decode_it_once(bframe_clip, tmp_path):
+    """AVI keeps B-frame timestamps in decode order, so frames are found by counting from
+    the start. Overlapping chunks asked for in order (as an actor gets them) decode the
+    file once in all, not once per chunk (quadratic); any other order stays exact."""
+    from clear_ray.chunking import plan_chunks
+    from clear_ray.media.decode import decoded_frame_count
+
+    path = special_file("avi-decode-order-pts", None, bframe_clip, tmp_path)
+    info, pts = inspect(str(path))
+    assert not info.exact_seek
+    reference_thwc_u8 = sequential_decode(path, info)
+    chunks = plan_chunks(info.num_frames, 13, 4)
+    assert len(chunks) >= 5
+
+    def decode_chunks(order) -> int:
+        before = decoded_frame_count()
+        for chunk in order:
+            # The denoise actor's call: info and the chunk's first pts, no timestamps array.
+            got_thwc_u8 = decode(str(path), chunk.start, chunk.stop, start_pts=int(pts[chunk.start]), info=info)
+            assert np.array_equal(got_thwc_u8, reference_thwc_u8[chunk.start:chunk.stop]), chunk
+        return decoded_frame_count() - before
+
+    assert decode_chunks(chunks) == info.num_frames  # each frame decoded once
+    quadratic = sum(chunk.stop for chunk in chunks)  # what decoding from frame 0 per chunk costs
+    assert decode_chunks(chunks[::-1]) < quadratic  # backwards: exact still (kept frames help a little)
+    assert decode_chunks([chunks[2], chunks[0], chunks[4]]) > 0

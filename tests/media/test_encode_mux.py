@@ -387,24 +387,27 @@ def test_untouched_frames_are_encoded_from_the_decoders_yuv(name, fields, make_c
     assert not planes_equal(through_rgb, source_planes, 0)
 
 
-def test_another_yuv_layout_is_resampled_without_rgb(make_clip, tmp_path):
-    """4:2:2 in, 4:2:0 out: luma passes exactly, chroma is a vertical low-pass of the
-    source's (closer to it than what the RGB round trip gives)."""
-    source = make_clip("422.mp4", frames=6, pix_fmt="yuv422p")
+def test_a_layout_x264_lacks_is_resampled_without_rgb(tmp_path):
+    """4:4:0 in (no x264 profile codes it), 4:4:4 out: luma passes exactly, chroma is the
+    source's upsampled vertically (closer to it than what the RGB round trip gives)."""
+    source = tmp_path / "440.mkv"
+    subprocess.run([ffmpeg_exe(), "-y", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.24",
+                    "-pix_fmt", "yuv440p", "-c:v", "ffv1", str(source)], check=True)
     info, pts = inspect(str(source))
+    assert info.pix_fmt == "yuv440p"
 
     def chroma_error(path, from_source: bool) -> float:
         encode_losslessly(source, info, pts, path, from_source)
         out_planes = stored_planes(path)
         if from_source:
             assert planes_equal(out_planes, stored_planes(source), 0)
-        errors = [np.abs(out[plane] - (src[plane][0::2].astype(int) + src[plane][1::2]) / 2).mean()
+        errors = [np.abs(out[plane].astype(int) - np.repeat(src[plane], 2, axis=0)).mean()
                   for out, src in zip(out_planes, stored_planes(source)) for plane in (1, 2)]
         return float(np.mean(errors))
 
     direct = chroma_error(tmp_path / "direct.mp4", from_source=True)
-    assert probe(str(tmp_path / "direct.mp4")).pix_fmt == "yuv420p"
-    assert direct < 2.5 and direct < chroma_error(tmp_path / "rgb.mp4", from_source=False)
+    assert probe(str(tmp_path / "direct.mp4")).pix_fmt == "yuv444p"
+    assert direct < 4 and direct < chroma_error(tmp_path / "rgb.mp4", from_source=False)
 
 
 def test_coded_box_inverts_the_display_rotation():
