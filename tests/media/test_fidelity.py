@@ -279,6 +279,9 @@ class _Band:
 
     name, wants_gpu = "band", False
 
+    def __init__(self, config=None, device="cpu"):
+        pass
+
     def fingerprint(self) -> str:
         return "band-v1"
 
@@ -296,17 +299,23 @@ def test_segments_are_byte_identical_under_other_thread_timing(tmp_path):
     segment bytes. (A width that is not a whole number of macroblocks, at preset medium:
     with x264's macroblock tree on, about one run in eight of this clip gave other bytes.)"""
     from clear_ray.chunking import blend_weights, plan_chunks, plan_segments
-    from clear_ray.staging import read_staged_chunk, remove_and_stage, staged_chunk_uri
+    from clear_ray.config import RemoveJobConfig, load_config
+    from clear_ray.pipeline.layout import VideoStaging
+    from clear_ray.staging import read_staged_chunk, staged_chunk_uri
     import clear_ray.stitch as stitch
 
     from clear_ray.testing.clips import ClipSpec, write_clip
+    from clear_ray.testing.stages import stage_chunks
 
     source = str(write_clip(tmp_path / "odd.mp4", ClipSpec(frames=40, width=100, height=60, audio_tracks=0)))
     info, pts = inspect(source)
     chunks = plan_chunks(info.num_frames, 13, 4)
-    for chunk in chunks:
-        remove_and_stage(source, chunk, _Band(), str(tmp_path / "staged"), info=info, frame_pts=pts)
-    staged = {c.index: read_staged_chunk(staged_chunk_uri(str(tmp_path / "staged"), c.index)) for c in chunks}
+    config = load_config(RemoveJobConfig, env={}, overrides={
+        "src": source, "dst": "unused", "remover.plugin": "tests.media.test_fidelity:_Band",
+        "chunking.chunk_size": 13, "chunking.overlap": 4})
+    staging = VideoStaging(str(tmp_path / "staged"))
+    stage_chunks(config, source, staging.root)  # the job's own plan and remove stages
+    staged = {c.index: read_staged_chunk(staged_chunk_uri(staging.chunks_dir, c.index)) for c in chunks}
     weights = blend_weights(chunks, info.num_frames)
     segment = plan_segments(chunks, info.num_frames, 10)[1]  # one from the middle of the video
 
