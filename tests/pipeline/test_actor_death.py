@@ -35,14 +35,16 @@ def test_sigkill_of_a_remover_actor_mid_video(ray_cluster, make_clip, tmp_path):
     job = threading.Thread(target=lambda: outcome.setdefault("summary", run_remove_job(config)), daemon=True)
     job.start()
 
-    # Once two chunks are done, kill the actor of a chunk that has just started: it dies
-    # inside the remover's sleep, before the chunk is finished, so no finished work is lost.
+    # Once two chunks are done and both actors have worked on this one video (chunks, not
+    # videos, are what the pool schedules), kill the actor of a chunk that has just
+    # started: it dies inside the remover's sleep, before the chunk is finished.
     killed = None
     deadline = time.monotonic() + 300
     while killed is None and job.is_alive() and time.monotonic() < deadline:
         finished = {line[0] for line in _lines(calls)}
-        running = [line for line in _lines(starts) if line[0] not in finished]
-        if len(finished) >= 2 and running:
+        started = _lines(starts)
+        running = [line for line in started if line[0] not in finished]
+        if len(finished) >= 2 and len({line[1] for line in started}) >= 2 and running:
             digest, pid = running[-1][0], int(running[-1][1])
             os.kill(pid, signal.SIGKILL)
             killed = (digest, pid)
