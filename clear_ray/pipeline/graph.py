@@ -4,6 +4,7 @@ pool). Composition only."""
 from __future__ import annotations
 
 import logging
+import os
 
 from clear_ray.config import RemoveJobConfig
 from clear_ray.pipeline.resources import ResourcePlan
@@ -17,8 +18,12 @@ def connect(config: RemoveJobConfig) -> None:
 
     if ray.is_initialized():
         return
+    joining = config.ray.address is not None or bool(os.environ.get("RAY_ADDRESS"))
+    # A local cluster's dashboard is a dozen processes a batch run never looks at: skip
+    # it unless asked (ray.dashboard), it is a large part of a cold run's start-up.
+    local_only = {} if joining else {"include_dashboard": config.ray.dashboard}
     ray.init(address=config.ray.address, log_to_driver=not config.quiet,
-             logging_level=logging.WARNING if config.quiet else logging.INFO)
+             logging_level=logging.WARNING if config.quiet else logging.INFO, **local_only)
 
 
 def build_dataset(config: RemoveJobConfig, catalog_rows: list[dict], resources: ResourcePlan):

@@ -59,3 +59,18 @@ def test_sigkill_of_a_remover_actor_mid_video(ray_cluster, make_clip, tmp_path):
     assert max(computed.values()) == 1, f"a staged chunk was computed twice: {computed}"
     assert killed[0] in computed  # the interrupted chunk was retried on a fresh actor
     assert int(next(line[1] for line in _lines(calls) if line[0] == killed[0])) != killed[1]
+
+
+@pytest.mark.slow
+def test_an_actor_dying_while_loading_the_model_is_replaced(ray_cluster, make_clip, tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    make_clip("clip.mp4", frames=20).rename(src / "clip.mp4")
+    flag = tmp_path / "died"
+    config = job_config(str(src), str(dst), **{
+        "remover.plugin": "clear_ray.testing.removers:DiesOnFirstLoad",
+        "remover.plugin_options": {"calls_file": str(tmp_path / "calls.log"), "died_flag": str(flag)}})
+    summary = run_remove_job(config)
+    assert flag.exists(), "no actor died: the test proves nothing"
+    assert [row.status for row in summary.rows] == ["done"]
+    assert stream_signature(str(dst / "clip.mp4")) == stream_signature(str(src / "clip.mp4"))
