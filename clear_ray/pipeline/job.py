@@ -31,6 +31,8 @@ class JobSummary:
     # reused in this run (where the work ran; tests check the spread over nodes).
     chunk_nodes: dict[str, dict[int, str]] = field(default_factory=dict)
     seconds_ray_start: float | None = None  # connecting to / starting the Ray cluster
+    # rel_path -> {"last_chunk_s", "first_segment_s"}: seconds after the job started.
+    timeline: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for row in self.rows if row.status == status)
@@ -96,6 +98,9 @@ def run_remove_job(config: RemoveJobConfig) -> JobSummary:
         summary.seconds_ray_start = _run_on_ray(config, to_process, dict(run_id=run_id, model_fingerprint=model_fp,
                                              config_fingerprint=config_fp, backend=backend, record=record))
         summary.chunk_nodes = {p.video.rel_path: dict(p.chunk_nodes) for p in to_process.values()}
+        summary.timeline = {p.video.rel_path: {"last_chunk_s": _since(p.last_chunk_at, started),
+                                               "first_segment_s": _since(p.first_segment_at, started)}
+                            for p in to_process.values()}
 
     # 3. One Parquet file for this run (and any killed run's pending rows); no empty
     #    staging left behind.
@@ -164,6 +169,10 @@ def _stream(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler
     for progress in videos.values():
         if not progress.finished:  # a video whose rows never completed it: never silent
             assembler._fail(progress, "pipeline ended before the video was assembled", "transient")
+
+
+def _since(moment: float | None, started: float) -> float | None:
+    return None if moment is None else moment - started
 
 
 def _output_extension(video: InputVideo) -> str:

@@ -53,6 +53,9 @@ def test_sigkill_of_a_remover_actor_mid_video(ray_cluster, make_clip, tmp_path):
     assert killed, "the video finished before an actor could be killed"
     summary = outcome["summary"]
     assert [row.status for row in summary.rows] == ["done"] and summary.exit_code == 0
+    # The film's first segment was encoded while its later chunks were still being removed.
+    timeline = summary.timeline["film.mp4"]
+    assert timeline["first_segment_s"] < timeline["last_chunk_s"], timeline
     assert stream_signature(str(dst / "film.mp4")) == stream_signature(str(src / "film.mp4"))
     computed = Counter(line[0] for line in _lines(calls))
     assert len(computed) == len(plan_chunks(57, 9, 2)), "a chunk is missing"
