@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clear_ray import storage
 from clear_ray.catalog import InputVideo, list_inputs, output_uri_for
@@ -17,6 +17,9 @@ from clear_ray.pipeline.assembly import Assembler, VideoProgress
 from clear_ray.pipeline.layout import STAGING_DIR, VideoStaging
 from clear_ray.pipeline.report import Reporter
 from clear_ray.resume import decide
+
+if TYPE_CHECKING:
+    from clear_ray.pipeline.resources import ResourcePlan
 
 # Settings that change the bytes a job writes (not where or how fast it runs).
 OUTPUT_SETTINGS = {"chunking", "output", "remover"}
@@ -92,11 +95,11 @@ def run_remove_job(config: RemoveJobConfig) -> JobSummary:
     _fail_output_collisions(to_process, record, run_id, model_fp, config_fp, backend)
     _drop_stale_staging(config.dst, {p.video.key for p in to_process.values()}, options)
 
-    # 2. Denoise and assemble on Ray.
+    # 2. Remove and assemble on Ray.
     if to_process:
         reporter.starting(len(to_process), len(videos), backend)
-        summary.seconds_ray_start = _run_on_ray(config, to_process, dict(run_id=run_id, model_fingerprint=model_fp,
-                                             config_fingerprint=config_fp, backend=backend, record=record))
+        summary.seconds_ray_start = _run_on_ray(config, to_process, dict(
+            run_id=run_id, model_fingerprint=model_fp, config_fingerprint=config_fp, backend=backend, record=record))
         summary.chunk_nodes = {p.video.rel_path: dict(p.chunk_nodes) for p in to_process.values()}
         summary.timeline = {p.video.rel_path: {"last_chunk_s": _since(p.last_chunk_at, started),
                                                "first_segment_s": _since(p.first_segment_at, started)}
@@ -129,7 +132,8 @@ def _run_on_ray(config: RemoveJobConfig, videos: dict[str, VideoProgress], assem
     return ray_start_s
 
 
-def _stream(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler_args: dict, resources) -> None:
+def _stream(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler_args: dict,
+            resources: "ResourcePlan") -> None:
     from clear_ray.pipeline.graph import build_dataset
 
     assembler = Assembler(config, videos, task_cpus=resources.task_cpus, **assembler_args)
