@@ -45,7 +45,9 @@ RUN_ONE = textwrap.dedent("""
              _temp_dir=tempfile.mkdtemp(prefix="crs-", dir="/tmp"))
     config = load_config(RemoveJobConfig, env={}, overrides={
         "src": src, "dst": dst, "remover.backend": backend, "output.preset": preset,
-        "ray.num_cpus_per_actor": 0.5, "ray.max_actors": workers, "quiet": True})
+        # The whole pool from the start: Ray Data would otherwise add the second actor only
+        # once the first is busy, and it loads its model (lite: torch) while chunks wait.
+        "ray.num_cpus_per_actor": 0.5, "ray.min_actors": workers, "ray.max_actors": workers, "quiet": True})
     started = time.perf_counter()
     summary = run_remove_job(config)
     seconds = time.perf_counter() - started

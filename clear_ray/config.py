@@ -226,6 +226,9 @@ class RayConfig(StrictModel):
     shared_filesystem: bool = Field(
         False, description="local SRC/DST paths are mounted at the same path on every node"
     )
+    dashboard: bool = Field(
+        False, description="start the Ray dashboard with a local cluster (costs seconds of start-up and CPU)"
+    )
     max_actor_init_deaths: int = Field(
         3, ge=-1, le=1000, description="remover actors that may die while loading the model (-1 = no limit)"
     )

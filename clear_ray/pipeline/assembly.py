@@ -44,6 +44,10 @@ class VideoProgress:
     failed: bool = False
     chunk_nodes: dict[int, str] = field(default_factory=dict)  # chunk index -> Ray node that staged it
     reused_chunks: set[int] = field(default_factory=set)  # found staged by the actor: not recomputed
+    # time.monotonic() of the last chunk row and of the first encoded segment: a segment
+    # encoded before the last chunk arrived shows stitching overlapping removal.
+    last_chunk_at: float | None = None
+    first_segment_at: float | None = None
     seconds: dict[str, float] = field(default_factory=lambda: {"plan": 0.0, "remove": 0.0, "stitch": 0.0, "mux": 0.0})
 
 
@@ -86,6 +90,7 @@ class Assembler:
                 progress.staged.add(index)
                 progress.seconds["remove"] += float(row["seconds"])
                 progress.chunk_nodes[index] = str(row.get("node_id") or "")
+                progress.last_chunk_at = time.monotonic()
                 if row.get("reused"):
                     progress.reused_chunks.add(index)
             self._advance(progress)
@@ -160,6 +165,8 @@ class Assembler:
                 progress.segments_running.discard(index)
                 progress.segments_done.add(index)
                 progress.seconds["stitch"] += float(result)
+                if progress.first_segment_at is None:
+                    progress.first_segment_at = time.monotonic()
                 self._advance(progress)
             else:
                 progress.seconds["mux"] += float(result["seconds"])

@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clear_ray import storage
 from clear_ray.catalog import InputVideo, list_inputs, output_uri_for
@@ -21,6 +21,9 @@ from clear_ray.pipeline.layout import STAGING_DIR, VideoStaging
 from clear_ray.pipeline.poison import discard_markers
 from clear_ray.pipeline.report import Reporter
 from clear_ray.resume import decide
+
+if TYPE_CHECKING:
+    from clear_ray.pipeline.resources import ResourcePlan
 
 # Settings that change the bytes a job writes (not where or how fast it runs).
 OUTPUT_SETTINGS = {"chunking", "output", "remover"}
@@ -35,6 +38,8 @@ class JobSummary:
     # reused in this run (where the work ran; tests check the spread over nodes).
     chunk_nodes: dict[str, dict[int, str]] = field(default_factory=dict)
     seconds_ray_start: float | None = None  # connecting to / starting the Ray cluster
+    # rel_path -> {"last_chunk_s", "first_segment_s"}: seconds after the job started.
+    timeline: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for row in self.rows if row.status == status)
@@ -67,7 +72,7 @@ def run_remove_job(config: RemoveJobConfig) -> JobSummary:
     lease = DstLease(config.dst, run_id, ttl_s=config.lease_ttl_s, storage_options=options)
     lease.acquire(wait=config.wait_for_lease, timeout_s=config.lease_wait_timeout_s)
     try:
-        summary = _run_holding_lease(config, lease, videos, model_fp, config_fp, backend, reporter)
+        summary = _run_holding_lease(config, lease, videos, model_fp, config_fp, backend, reporter, started)
     finally:
         lease.release()
     summary.seconds = time.monotonic() - started
@@ -76,7 +81,7 @@ def run_remove_job(config: RemoveJobConfig) -> JobSummary:
 
 
 def _run_holding_lease(config: RemoveJobConfig, lease: DstLease, videos: list[InputVideo], model_fp: str,
-                       config_fp: str, backend: str, reporter: Reporter) -> JobSummary:
+                       config_fp: str, backend: str, reporter: Reporter, started: float) -> JobSummary:
     run_id = lease.run_id
     options = config.storage.s3_storage_options()
     manifest = Manifest(config.dst, run_id, storage_options=options)
@@ -108,6 +113,9 @@ def _run_holding_lease(config: RemoveJobConfig, lease: DstLease, videos: list[In
             config, to_process, dict(run_id=run_id, model_fingerprint=model_fp, config_fingerprint=config_fp,
                                      backend=backend, record=record), lease=lease)
         summary.chunk_nodes = {p.video.rel_path: dict(p.chunk_nodes) for p in to_process.values()}
+        summary.timeline = {p.video.rel_path: {"last_chunk_s": _since(p.last_chunk_at, started),
+                                               "first_segment_s": _since(p.first_segment_at, started)}
+                            for p in to_process.values()}
 
     # 5. Fold this run's rows (and any killed run's) into the manifest state; no empty
     #    staging directory left behind.
@@ -170,8 +178,8 @@ def _run_on_ray(config: RemoveJobConfig, videos: dict[str, VideoProgress], assem
     return ray_start_s
 
 
-def _stream(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler_args: dict, resources,
-            lease: DstLease) -> None:
+def _stream(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler_args: dict,
+            resources: "ResourcePlan", lease: DstLease) -> None:
     from clear_ray.pipeline.graph import build_dataset
 
     assembler = Assembler(config, videos, task_cpus=resources.task_cpus, **assembler_args)
@@ -212,6 +220,10 @@ def _stream(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler
     for progress in videos.values():
         if not progress.finished:  # a video whose rows never completed it: never silent
             assembler._fail(progress, "pipeline ended before the video was assembled", "transient")
+
+
+def _since(moment: float | None, started: float) -> float | None:
+    return None if moment is None else moment - started
 
 
 def _output_extension(video: InputVideo) -> str:

@@ -2,7 +2,7 @@
 
 The plan is stored as ``plan.json`` in the video's staging directory (probing a long
 video is a full demux scan; a resumed run reads the plan instead). Only chunks that some
-unfinished segment still needs, and that are not staged yet, are emitted for denoising.
+unfinished segment still needs, and that are not staged yet, are emitted for removal.
 """
 
 from __future__ import annotations

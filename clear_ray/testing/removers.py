@@ -136,3 +136,19 @@ class HangingRemover(GpuHungryIdentity):
         while frames_thwc_u8.shape[2] == self.hang_on_width:
             time.sleep(1.0)
         return super().remove(frames_thwc_u8)
+
+
+class DiesOnFirstLoad(CountingRemover):
+    """Kills its process while "loading the model" the first time (a flag file remembers
+    across processes): an actor that dies during start-up, like one hitting OOM."""
+
+    name: ClassVar[str] = "dies-on-first-load"
+
+    def __init__(self, config, device: str = "cpu"):
+        flag = config.plugin_options["died_flag"]
+        try:
+            os.close(os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            super().__init__(config, device)
+            return
+        os._exit(71)

@@ -35,14 +35,16 @@ def test_sigkill_of_a_remover_actor_mid_video(ray_cluster, make_clip, tmp_path):
     job = threading.Thread(target=lambda: outcome.setdefault("summary", run_remove_job(config)), daemon=True)
     job.start()
 
-    # Once two chunks are done, kill the actor of a chunk that has just started: it dies
-    # inside the remover's sleep, before the chunk is finished, so no finished work is lost.
+    # Once two chunks are done and both actors have worked on this one video (chunks, not
+    # videos, are what the pool schedules), kill the actor of a chunk that has just
+    # started: it dies inside the remover's sleep, before the chunk is finished.
     killed = None
     deadline = time.monotonic() + 300
     while killed is None and job.is_alive() and time.monotonic() < deadline:
         finished = {line[0] for line in _lines(calls)}
-        running = [line for line in _lines(starts) if line[0] not in finished]
-        if len(finished) >= 2 and running:
+        started = _lines(starts)
+        running = [line for line in started if line[0] not in finished]
+        if len(finished) >= 2 and len({line[1] for line in started}) >= 2 and running:
             digest, pid = running[-1][0], int(running[-1][1])
             os.kill(pid, signal.SIGKILL)
             killed = (digest, pid)
@@ -51,9 +53,27 @@ def test_sigkill_of_a_remover_actor_mid_video(ray_cluster, make_clip, tmp_path):
     assert killed, "the video finished before an actor could be killed"
     summary = outcome["summary"]
     assert [row.status for row in summary.rows] == ["done"] and summary.exit_code == 0
+    # The film's first segment was encoded while its later chunks were still being removed.
+    timeline = summary.timeline["film.mp4"]
+    assert timeline["first_segment_s"] < timeline["last_chunk_s"], timeline
     assert stream_signature(str(dst / "film.mp4")) == stream_signature(str(src / "film.mp4"))
     computed = Counter(line[0] for line in _lines(calls))
     assert len(computed) == len(plan_chunks(57, 9, 2)), "a chunk is missing"
     assert max(computed.values()) == 1, f"a staged chunk was computed twice: {computed}"
     assert killed[0] in computed  # the interrupted chunk was retried on a fresh actor
     assert int(next(line[1] for line in _lines(calls) if line[0] == killed[0])) != killed[1]
+
+
+@pytest.mark.slow
+def test_an_actor_dying_while_loading_the_model_is_replaced(ray_cluster, make_clip, tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    make_clip("clip.mp4", frames=20).rename(src / "clip.mp4")
+    flag = tmp_path / "died"
+    config = job_config(str(src), str(dst), **{
+        "remover.plugin": "clear_ray.testing.removers:DiesOnFirstLoad",
+        "remover.plugin_options": {"calls_file": str(tmp_path / "calls.log"), "died_flag": str(flag)}})
+    summary = run_remove_job(config)
+    assert flag.exists(), "no actor died: the test proves nothing"
+    assert [row.status for row in summary.rows] == ["done"]
+    assert stream_signature(str(dst / "clip.mp4")) == stream_signature(str(src / "clip.mp4"))

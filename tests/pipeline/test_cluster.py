@@ -33,17 +33,27 @@ def test_ray_job_submit_on_a_cpu_only_cluster(cpu_only_ray_head, make_clip, tmp_
 
 
 @pytest.mark.slow
-def test_cli_on_a_cluster_without_any_gpu_runs_a_gpu_backend_on_cpu(cpu_only_ray_head, make_clip, tmp_path):
-    # A plugin that asks for a GPU (wants_gpu) must not wait forever on a GPU-less laptop.
+def test_a_gpu_backend_on_a_cluster_without_gpu_waits_then_stops_unless_cpu_is_allowed(cpu_only_ray_head, make_clip,
+                                                                                       tmp_path):
+    # A plugin that asks for a GPU (wants_gpu) never silently runs on CPU, and never waits forever.
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
     make_clip("clip.mp4", frames=12).rename(src / "clip.mp4")
-    env = dict(os.environ, CLEAR_RAY_REMOVER__PLUGIN="clear_ray.testing.removers:GpuHungryIdentity")
-    result = subprocess.run(["clear-ray", "remove", str(src), str(dst), "--address", cpu_only_ray_head.address,
-                             "--chunk-size", "9", "--chunk-overlap", "2", "--preset", "ultrafast"],
-                            capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    assert "done clip.mp4" in result.stdout
+    env = dict(os.environ, CLEAR_RAY_REMOVER__PLUGIN="clear_ray.testing.removers:GpuHungryIdentity",
+               CLEAR_RAY_RAY__GPU_WAIT_S="3")
+    command = ["clear-ray", "remove", str(src), str(dst), "--address", cpu_only_ray_head.address,
+               "--chunk-size", "9", "--chunk-overlap", "2", "--preset", "ultrafast"]
+    refused = subprocess.run(command + ["--shared-filesystem"], capture_output=True, text=True, timeout=300, env=env)
+    assert refused.returncode == 2, (refused.stdout + refused.stderr)[-4000:]
+    assert "waiting up to 3 s for the autoscaler to add one" in refused.stderr
+    error_lines = [line for line in refused.stderr.splitlines() if line.startswith("clear-ray remove: ")]
+    assert len(error_lines) == 1 and "none joined the cluster within 3 s" in error_lines[0], refused.stderr[-2000:]
+    assert not (dst / "clip.mp4").exists()
+
+    allowed = subprocess.run(command + ["--allow-cpu-fallback"], capture_output=True, text=True, timeout=300, env=env)
+    assert allowed.returncode == 0, (allowed.stdout + allowed.stderr)[-4000:]
+    assert "no GPU in the cluster: running clear_ray.testing.removers:GpuHungryIdentity on CPU" in allowed.stderr
+    assert "done clip.mp4" in allowed.stdout
     assert stream_signature(str(dst / "clip.mp4")) == stream_signature(str(src / "clip.mp4"))
 
 
