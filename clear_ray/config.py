@@ -78,17 +78,29 @@ class DifferenceMaskConfig(StrictModel):
     """How the CLEAR backend turns "where its output differs from the input" into a soft mask.
 
     A pixel counts as changed when its largest per-channel change, averaged over a
-    ``smoothing_px`` box, exceeds ``threshold`` (0-255): this ignores the VAE's small,
-    scattered reconstruction error and keeps the strong, connected change where text was.
-    Changed regions grow by ``dilate_px``, get a ``feather_px`` soft edge, and fade over
-    ``temporal_radius`` frames; everywhere else the mask is exactly 0.
+    ``smoothing_px`` box, exceeds a threshold (0-255). Compared with the model's own
+    reconstruction of the input (``compare_to: reconstruction``) the VAE's drift cancels and
+    ``reconstruction_threshold`` can sit at the text's contrast; compared with the input,
+    ``threshold`` must stay above the drift. Changed regions grow by ``dilate_px``, get a
+    ``feather_px`` soft edge; misses of up to ``temporal_gap`` frames inside a cue are closed
+    and the mask fades over ``temporal_radius`` frames at a cue's edges; everywhere else it
+    is exactly 0.
     """
 
-    threshold: float = Field(24.0, gt=0.0, le=255.0, description="mean change (0-255) that counts as changed")
+    threshold: float = Field(24.0, gt=0.0, le=255.0,
+                             description="mean change (0-255) vs the input that counts as changed")
+    reconstruction_threshold: float = Field(
+        10.0, gt=0.0, le=255.0,
+        description="mean change (0-255) vs the model's reconstruction of the input that counts as changed "
+                    "(the VAE's drift cancels, so this sits at text contrast)")
+    compare_to: Literal["reconstruction", "input"] = Field(
+        "reconstruction", description="reconstruction: decode the control latents (one more VAE decode per "
+                                      "window) and compare the output with them; input: compare with the input")
     smoothing_px: int = Field(5, ge=1, le=63, description="side of the averaging box; odd")
     dilate_px: int = Field(3, ge=0, le=64, description="grow changed regions (text outlines, halos)")
     feather_px: int = Field(4, ge=0, le=64, description="width of the soft edge around them")
     temporal_radius: int = Field(2, ge=0, le=16, description="frames over which a change fades in and out")
+    temporal_gap: int = Field(4, ge=0, le=16, description="misses of up to this many frames inside a cue are closed")
 
     @field_validator("smoothing_px")
     @classmethod
@@ -104,18 +116,22 @@ class ClearConfig(StrictModel):
 
     model_dir: Path | None = Field(None, description="local dir with the Wan2.1-Fun-V1.1-1.3B-Control files")
     lora: Path | None = Field(None, description="CLEAR LoRA checkpoint (.pt or .safetensors)")
-    lora_scale: float = Field(1.0, ge=0.0, le=2.0)
+    lora_scale: float = Field(1.0, ge=0.0, le=2.0, description="LoRA strength: alpha/rank for a file without "
+                              "stored lora_alpha (CLEAR's release), a multiplier of the stored alpha/rank otherwise")
     steps: int = Field(5, ge=1, le=100, description="flow-matching Euler steps")
     cfg: float = Field(1.0, ge=1.0, le=20.0, description="classifier-free guidance; 1.0 = one DiT pass per step")
     shift: float = Field(5.0, gt=0.0, le=100.0, description="sigma shift of the flow-matching schedule")
     seed: int = Field(0, ge=0)
     prompt: str = Field(DEFAULT_CLEAR_PROMPT, min_length=1)
     max_area: int = Field(1280 * 720, ge=16 * 16, description="model resolution cap in pixels (W*H)")
-    tiled_vae: bool = True
+    tiled_vae: bool | Literal["auto"] = Field(
+        "auto", description="auto = untiled on a GPU with the memory for it (faster), tiled otherwise (as CLEAR)")
+    fast_rope: bool = Field(True, description="rotary embeddings in float32 on CUDA (DiffSynth: float64)")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="auto = bfloat16 on CUDA, float32 on CPU"
     )
-    compile: bool = Field(False, description="torch.compile the DiT blocks on CUDA (the first chunk pays for it)")
+    compile: bool = Field(False, description="torch.compile the DiT blocks on CUDA, static shapes per window size "
+                          "(the first window of each size pays for it)")
     mask: DifferenceMaskConfig = Field(
         default_factory=DifferenceMaskConfig, description="the soft mask used when remover.composite is on"
     )

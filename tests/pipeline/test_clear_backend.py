@@ -8,7 +8,6 @@ import pytest
 
 from clear_ray.manifest import read_manifest_table
 from tests.pipeline.helpers import stream_signature
-from tests.removers.tiny_wan import tiny_clear_model  # noqa: F401  (fixture)
 
 
 @pytest.mark.slow

@@ -13,12 +13,13 @@ import pytest
 import torch
 
 from clear_ray.config import RemoverConfig
+from clear_ray.models.files import FUN_CONTROL_V11_1P3B_DIT, ClearModelError, locate_model_files
+from clear_ray.models.lora import match_lora, parse_lora
+from clear_ray.models.wan import detect_architecture, load_component
 from clear_ray.removers import load_remover, model_fingerprint
-from clear_ray.removers.clear import ClearRemover, detect_architecture, load_component
-from clear_ray.removers.clear_lora import match_lora, parse_lora
-from clear_ray.removers.clear_models import FUN_CONTROL_V11_1P3B_DIT, ClearModelError, locate_model_files
-from tests.removers.tiny_wan import (  # noqa: F401  (tiny_clear_model is a fixture)
-    TINY_DIT, CodePayload, TinyClearModel, lora_state_dict, tiny_clear_model, write_tiny_model_dir,
+from clear_ray.removers.clear import ClearRemover
+from clear_ray.testing.tiny_wan import (
+    TINY_DIT, CodePayload, TinyClearModel, lora_state_dict, write_tiny_model_dir,
 )
 
 

@@ -7,9 +7,9 @@ import pickle
 import pytest
 import torch
 
-from clear_ray.removers.clear_lora import fuse_lora, load_lora, match_lora, parse_lora
-from clear_ray.removers.clear_models import ClearModelError
-from tests.removers.tiny_wan import LORA_TARGETS, TINY_DIT, CodePayload, build_tiny_dit, lora_state_dict, write_tiny_lora
+from clear_ray.models.lora import fuse_lora, load_lora, match_lora, parse_lora
+from clear_ray.models.files import ClearModelError
+from clear_ray.testing.tiny_wan import LORA_TARGETS, TINY_DIT, CodePayload, build_tiny_dit, lora_state_dict, write_tiny_lora
 
 
 def _factors_equal(left, right) -> bool:

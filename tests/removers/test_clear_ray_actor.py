@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from clear_ray.config import RemoverConfig
-from tests.removers.tiny_wan import tiny_clear_model  # noqa: F401  (fixture)
 
 
 @pytest.mark.slow  # a Ray worker imports torch + DiffSynth: ~20 s on a busy 2-core machine

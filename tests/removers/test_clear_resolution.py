@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clear_ray.removers.clear_resolution import model_resolution, resize_frames
+from clear_ray.models.resolution import model_resolution, resize_frames
 
 
 @pytest.mark.parametrize("source, expected", [

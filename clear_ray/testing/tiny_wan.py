@@ -12,16 +12,18 @@ built from DiffSynth's own classes::
 
 and returns the paths, so any test (the Ray end-to-end test too) can run
 ``clear-ray remove --backend clear --model-dir ... --lora ...`` on it in seconds.
+
+From a shell: ``python -m clear_ray.testing.tiny_wan DIR [--lora FILE] [--seed N]`` writes
+the model dir at DIR (and a random CLEAR-layout LoRA at FILE).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import string
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 TINY_DIT = {
     "has_image_input": True, "patch_size": [1, 2, 2], "in_dim": 48, "dim": 64, "ffn_dim": 128,
@@ -154,7 +156,20 @@ class CodePayload:
         return (open, (str(self.marker), "w"))
 
 
-@pytest.fixture(scope="session")
-def tiny_clear_model(tmp_path_factory) -> TinyClearModel:
-    """Session fixture: import it into a test module (``from tiny_wan import tiny_clear_model``)."""
-    return write_tiny_clear_model(tmp_path_factory.mktemp("tiny-clear"))
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m clear_ray.testing.tiny_wan",
+                                     description="Write a tiny random Wan2.1-Fun-Control model dir (real file layout).")
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("--lora", type=Path, default=None, help="also write a random CLEAR-layout LoRA here")
+    parser.add_argument("--lora-rank", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    model_dir = write_tiny_model_dir(args.model_dir, seed=args.seed)
+    print(model_dir)
+    if args.lora is not None:
+        print(write_tiny_lora(args.lora, rank=args.lora_rank, seed=args.seed + 10))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

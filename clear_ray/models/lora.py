@@ -1,4 +1,4 @@
-"""Read, match and fuse the CLEAR LoRA checkpoint (torch only, no PEFT at run time).
+"""Read, match, fuse and write CLEAR LoRA files (torch only, no PEFT at run time).
 
 The released checkpoint is a dict with ``model_state_dict`` (or ``dit_state_dict``) that
 holds only LoRA factors of the DiT, in PEFT naming::
@@ -10,6 +10,13 @@ possibly prefixed ``pipe.dit.``, ``module.`` or ``_orig_mod.``. CLEAR injects it
 ``lora_alpha = lora_scale * rank``, so PEFT's scaling alpha/rank is ``lora_scale`` and
 the layer computes ``W x + lora_scale * B (A x)``. Fusing ``W += lora_scale * B A`` once
 gives the same layer at the base model's speed.
+
+Files written by ``write_lora`` (Stage II) also store ``lora_rank`` and ``lora_alpha``
+(next to ``model_state_dict`` in a .pt, in the header metadata of a .safetensors). Such a
+file's layers compute ``W x + strength * (alpha / rank) * B (A x)``, with ``strength`` the
+``lora_scale`` setting (1.0 = as trained): a LoRA trained with alpha != rank cannot be
+applied at the wrong scale. A file without them (CLEAR's release) takes ``lora_scale`` as
+CLEAR's alpha / rank, exactly as before.
 
 Every LoRA layer must land on a Linear of the DiT with matching shapes: a partial match
 means the checkpoint was made for another model, and running without part of the LoRA
@@ -26,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from clear_ray.removers.clear_models import ClearModelError
+from clear_ray.models.files import ClearModelError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,7 @@ log = logging.getLogger(__name__)
 # cross-attention and both FFN layers of every DiT block.
 CLEAR_TARGETS = ("q", "k", "v", "o", "ffn.0", "ffn.2")
 STATE_DICT_KEYS = ("model_state_dict", "dit_state_dict")
+RANK_KEY, ALPHA_KEY = "lora_rank", "lora_alpha"  # stored by write_lora
 KEY_PREFIXES = ("pipe.dit.", "module.", "_orig_mod.")
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 # <layer>.lora_A[.<adapter>].weight  (PEFT names carry the adapter, e.g. "default")
@@ -45,6 +53,12 @@ class LoraWeights:
     path: Path
     # layer name in the DiT -> (A: (rank, in_features), B: (out_features, rank))
     factors: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    alpha: float | None = None  # stored lora_alpha (with lora_rank) or None (CLEAR's release)
+
+    @property
+    def stored_scale(self) -> float:
+        """alpha / rank for a file that stores them, else 1 (``lora_scale`` is the scale)."""
+        return 1.0 if self.alpha is None else self.alpha / self.ranks[0]
 
     @property
     def tensor_count(self) -> int:
@@ -55,8 +69,9 @@ class LoraWeights:
         return sorted({int(a.shape[0]) for a, _ in self.factors.values()})
 
 
-def read_lora_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """The flat tensor dict inside a ``.safetensors`` or torch checkpoint, prefixes removed.
+def read_lora_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+    """The flat tensor dict inside a ``.safetensors`` or torch checkpoint, prefixes removed,
+    and the stored ``lora_rank`` / ``lora_alpha`` (an empty dict when the file has none).
 
     Torch checkpoints are read with ``weights_only=True``: a pickle that would run code
     (or build any object beyond tensors and plain containers) is refused, not executed.
@@ -65,13 +80,15 @@ def read_lora_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ClearModelError(f"LoRA file {path} does not exist (the CLEAR LoRA checkpoint)")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors import SafetensorError, safe_open
 
         try:
-            raw = load_file(str(path), device="cpu")
+            with safe_open(str(path), framework="pt", device="cpu") as handle:
+                raw = {key: handle.get_tensor(key) for key in handle.keys()}
+                header = handle.metadata() or {}
         except (SafetensorError, OSError, ValueError) as error:
             raise ClearModelError(f"LoRA file {path} is not a readable safetensors file ({_first_line(error)})") from None
+        metadata = {key: header[key] for key in (RANK_KEY, ALPHA_KEY) if key in header}
     elif path.suffix in TORCH_SUFFIXES:
         try:
             raw = torch.load(path, map_location="cpu", weights_only=True, mmap=False)
@@ -83,14 +100,14 @@ def read_lora_file(path: str | Path) -> dict[str, torch.Tensor]:
             raise ClearModelError(f"LoRA file {path} is not a readable torch checkpoint ({detail})") from None
         except (RuntimeError, OSError, EOFError, ValueError) as error:
             raise ClearModelError(f"LoRA file {path} is not a readable torch checkpoint ({_first_line(error)})") from None
-        raw = _unwrap(raw, path)
+        raw, metadata = _unwrap(raw, path)
     else:
         raise ClearModelError(f"LoRA file {path} has suffix {path.suffix!r}; expected .safetensors "
                               f"or one of {', '.join(TORCH_SUFFIXES)}")
-    return _strip_prefixes(raw, path)
+    return _strip_prefixes(raw, path), metadata
 
 
-def parse_lora(state_dict: dict[str, torch.Tensor], path: Path) -> LoraWeights:
+def parse_lora(state_dict: dict[str, torch.Tensor], path: Path, metadata: dict[str, object] | None = None) -> LoraWeights:
     """Pair every ``lora_A`` with its ``lora_B``; anything else in the file is an error."""
     halves: dict[str, dict[str, torch.Tensor]] = {}
     adapters: set[str] = set()
@@ -119,12 +136,33 @@ def parse_lora(state_dict: dict[str, torch.Tensor], path: Path) -> LoraWeights:
             raise ClearModelError(f"LoRA file {path}: layer {layer!r} has lora_A {tuple(down.shape)} and "
                                   f"lora_B {tuple(up.shape)}, whose ranks differ")
         factors[layer] = (down, up)
-    return LoraWeights(path=path, factors=factors)
+    return LoraWeights(path=path, factors=factors, alpha=_stored_alpha(metadata or {}, factors, path))
 
 
 def load_lora(path: str | Path) -> LoraWeights:
     path = Path(path).expanduser()
-    return parse_lora(read_lora_file(path), path)
+    tensors, metadata = read_lora_file(path)
+    return parse_lora(tensors, path, metadata)
+
+
+def _stored_alpha(metadata: dict[str, object], factors: dict, path: Path) -> float | None:
+    """The stored alpha, after checking the stored rank is every layer's rank."""
+    if not metadata:
+        return None
+    if set(metadata) != {RANK_KEY, ALPHA_KEY}:
+        raise ClearModelError(f"LoRA file {path} stores {sorted(metadata)}; {RANK_KEY} and {ALPHA_KEY} go together")
+    try:
+        rank, alpha = int(str(metadata[RANK_KEY])), float(str(metadata[ALPHA_KEY]))
+    except ValueError:
+        raise ClearModelError(f"LoRA file {path} stores {RANK_KEY}={metadata[RANK_KEY]!r}, "
+                              f"{ALPHA_KEY}={metadata[ALPHA_KEY]!r}; expected numbers") from None
+    ranks = sorted({int(down.shape[0]) for down, _ in factors.values()})
+    if ranks != [rank]:
+        raise ClearModelError(f"LoRA file {path} stores {RANK_KEY} {rank} but its factors have rank "
+                              f"{'/'.join(map(str, ranks))}")
+    if not (alpha > 0 and alpha < float("inf")):
+        raise ClearModelError(f"LoRA file {path} stores {ALPHA_KEY} {alpha}; expected a positive number")
+    return alpha
 
 
 def match_lora(model: torch.nn.Module, lora: LoraWeights) -> dict[str, torch.nn.Linear]:
@@ -154,9 +192,10 @@ def match_lora(model: torch.nn.Module, lora: LoraWeights) -> dict[str, torch.nn.
 
 
 @torch.no_grad()
-def fuse_lora(model: torch.nn.Module, lora: LoraWeights, scale: float) -> int:
-    """``W += scale * B @ A`` for every LoRA layer (in fp32, rounded once to W's dtype).
-    Returns how many LoRA tensors were fused (two per layer)."""
+def fuse_lora(model: torch.nn.Module, lora: LoraWeights, strength: float) -> int:
+    """``W += strength * stored_scale * B @ A`` for every LoRA layer (in fp32, rounded once
+    to W's dtype). Returns how many LoRA tensors were fused (two per layer)."""
+    scale = strength * lora.stored_scale
     for layer, module in match_lora(model, lora).items():
         down, up = lora.factors[layer]
         weight = module.weight
@@ -175,7 +214,7 @@ def clear_target_layers(model: torch.nn.Module) -> dict[str, torch.nn.Linear]:
             and any(name == target or name.endswith("." + target) for target in CLEAR_TARGETS)}
 
 
-def _unwrap(raw: object, path: Path) -> dict:
+def _unwrap(raw: object, path: Path) -> tuple[dict, dict[str, object]]:
     if not isinstance(raw, dict):
         raise ClearModelError(f"LoRA file {path} holds a {type(raw).__name__}, not a dict of tensors")
     for key in STATE_DICT_KEYS:
@@ -183,8 +222,8 @@ def _unwrap(raw: object, path: Path) -> dict:
             inner = raw[key]
             if not isinstance(inner, dict):
                 raise ClearModelError(f"LoRA file {path}: {key!r} is a {type(inner).__name__}, not a dict of tensors")
-            return inner
-    return raw
+            return inner, {name: raw[name] for name in (RANK_KEY, ALPHA_KEY) if name in raw}
+    return raw, {}
 
 
 def _strip_prefixes(raw: dict, path: Path) -> dict[str, torch.Tensor]:
@@ -215,3 +254,39 @@ def _unpickler_detail(error: BaseException) -> str:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def lora_file_bytes(factors: dict[str, tuple[torch.Tensor, torch.Tensor]], *, rank: int, alpha: float,
+                    suffix: str, adapter: str = "default") -> bytes:
+    """A LoRA file ``load_lora`` reads back as these factors at scale alpha / rank: CLEAR's
+    released layout (PEFT names under ``model_state_dict`` in a .pt; flat in a
+    .safetensors) plus ``lora_rank`` / ``lora_alpha``. Factors are stored as given (fp32
+    from training), so the file reproduces the trained layers to float precision."""
+    import io
+
+    ranks = sorted({int(down.shape[0]) for down, _ in factors.values()})
+    if ranks != [int(rank)]:
+        raise ValueError(f"rank {rank} given but the factors have rank {'/'.join(map(str, ranks))}")
+    tensors: dict[str, torch.Tensor] = {}
+    for layer, (down, up) in sorted(factors.items()):
+        tensors[f"{layer}.lora_A.{adapter}.weight"] = down.detach().to("cpu").contiguous()
+        tensors[f"{layer}.lora_B.{adapter}.weight"] = up.detach().to("cpu").contiguous()
+    if suffix == ".safetensors":
+        from safetensors.torch import save
+
+        return save(tensors, metadata={RANK_KEY: str(int(rank)), ALPHA_KEY: repr(float(alpha))})
+    if suffix not in TORCH_SUFFIXES:
+        raise ValueError(f"LoRA suffix {suffix!r}: expected .safetensors or one of {', '.join(TORCH_SUFFIXES)}")
+    buffer = io.BytesIO()
+    torch.save({STATE_DICT_KEYS[0]: tensors, RANK_KEY: int(rank), ALPHA_KEY: float(alpha)}, buffer)
+    return buffer.getvalue()
+
+
+def write_lora(uri: str, factors: dict[str, tuple[torch.Tensor, torch.Tensor]], *, rank: int, alpha: float,
+               storage_options: dict | None = None) -> str:
+    """``lora_file_bytes`` written atomically to a local path or s3:// URI (suffix picks the format)."""
+    from clear_ray.storage import write_bytes_atomic
+
+    suffix = Path(uri.split("?")[0]).suffix
+    write_bytes_atomic(uri, lora_file_bytes(factors, rank=rank, alpha=alpha, suffix=suffix), storage_options)
+    return uri
