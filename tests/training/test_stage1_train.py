@@ -26,15 +26,15 @@ def _config(s3_server, pairs, output, **overrides) -> Stage1TrainConfig:
     return load_config(Stage1TrainConfig, env={}, overrides=tiny_settings(s3_server, pairs, output, **overrides))
 
 
-def _checkpoints(fs, output: str, name: str) -> list[str]:
-    return fs.glob(f"{output.removeprefix('s3://')}/runs/{name}/checkpoint_*")
-
-
-def _wait_for_checkpoint(fs, output: str, name: str, timeout_s: float = 300) -> None:
+def _wait_for_checkpoint(fs, output: str, name: str, timeout_s: float = 600) -> None:
+    """Until Ray Train has *registered* a checkpoint of the run (its checkpoint manager
+    writes this snapshot after; a checkpoint directory alone may still be uploading)."""
+    snapshot = f"{output.removeprefix('s3://')}/runs/{name}/checkpoint_manager_snapshot.json"
     deadline = time.monotonic() + timeout_s
-    while not _checkpoints(fs, output, name):
-        assert time.monotonic() < deadline, "no checkpoint appeared"
+    while not fs.exists(snapshot):
+        assert time.monotonic() < deadline, "no checkpoint was registered"
         time.sleep(0.5)
+        fs.invalidate_cache()
 
 
 def _kill_one_train_worker() -> int:
@@ -133,7 +133,7 @@ def test_killed_driver_resumes_from_its_checkpoint(ray_cluster, s3_server, s3_pa
 
     bucket, pairs = s3_pairs
     output = f"{bucket}/resume"
-    settings = tiny_settings(s3_server, pairs, output, max_steps=30, **{
+    settings = tiny_settings(s3_server, pairs, output, max_steps=15, **{
         "run.name": "resume", "run.workers": 1, "run.checkpoint_every": 5, "run.report_every": 5,
         "data.max_dev_pairs": 1})
     nested: dict = {}
@@ -157,7 +157,7 @@ def test_killed_driver_resumes_from_its_checkpoint(ray_cluster, s3_server, s3_pa
     assert driver.returncode == -signal.SIGKILL
 
     result = train_stage1(load_config(Stage1TrainConfig, yaml_path=config_file, env={}))
-    assert result.step == 30
+    assert result.step == 15
     # The second driver started from the killed one's checkpoint, not from step 0; the
     # history it carries on holds the first driver's reports before that step.
     resumed_from = result.metrics["resumed_from_step"]
