@@ -85,7 +85,8 @@ def test_learns_survives_a_killed_worker_and_exports(ray_cluster, s3_server, s3_
     assert last["loss_mask"] < 0.8 * first["loss_mask"], (first, last)
     assert last["dev_iou"] > first["dev_iou"] + 0.1, (first["dev_iou"], last["dev_iou"])
     print(f"\nstage1 tiny: dev IoU {first['dev_iou']:.3f} -> {last['dev_iou']:.3f} "
-          f"(F1 {last['dev_f1']:.3f}); pseudo-label rule IoU {last['dev_pseudo_iou']:.3f} F1 {last['dev_pseudo_f1']:.3f}")
+          f"(F1 {last['dev_f1']:.3f}); pseudo-label rule IoU {last['dev_pseudo_iou']:.3f} "
+          f"F1 {last['dev_pseudo_f1']:.3f}")
 
     # The export: safetensors + JSON, no pickles; Stage II's loader predicts masks with it.
     options = s3_server.storage_options()

@@ -95,7 +95,8 @@ class ResNetEncoder(nn.Module):
         missing = [k for k in missing if not k.endswith("num_batches_tracked")]
         unexpected = [k for k in unexpected if not k.endswith("num_batches_tracked")]
         if missing or unexpected:
-            raise ValueError(f"{path} is not a ResNet-50 state dict (missing {missing[:3]}, unexpected {unexpected[:3]})")
+            raise ValueError(f"{path} is not a ResNet-50 state dict "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def _read_state_dict(path) -> dict[str, torch.Tensor]:
