@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from clear_ray import storage
 from clear_ray.catalog import InputVideo, list_inputs, output_uri_for
