@@ -63,6 +63,9 @@ class ManifestRow:
     seconds_stitch: float | None = None
     seconds_mux: float | None = None
     seconds_total: float | None = None
+    # What the remover resolved at run time (JSON; CLEAR: device, dtype, attention kernel,
+    # VAE tiling), " | "-joined if a video's chunks ran on differently resolved removers.
+    remover_runtime: str | None = None
 
 
 _COLUMNS = [f.name for f in fields(ManifestRow)]

@@ -44,6 +44,7 @@ class VideoProgress:
     failed: bool = False
     chunk_nodes: dict[int, str] = field(default_factory=dict)  # chunk index -> Ray node that staged it
     reused_chunks: set[int] = field(default_factory=set)  # found staged by the actor: not recomputed
+    runtimes: set[str] = field(default_factory=set)  # what the removers resolved (JSON), e.g. attention kernel
     # time.monotonic() of the last chunk row and of the first encoded segment: a segment
     # encoded before the last chunk arrived shows stitching overlapping removal.
     last_chunk_at: float | None = None
@@ -90,6 +91,8 @@ class Assembler:
                 progress.staged.add(index)
                 progress.seconds["remove"] += float(row["seconds"])
                 progress.chunk_nodes[index] = str(row.get("node_id") or "")
+                if row.get("runtime") and row["runtime"] != "{}":
+                    progress.runtimes.add(str(row["runtime"]))
                 progress.last_chunk_at = time.monotonic()
                 if row.get("reused"):
                     progress.reused_chunks.add(index)
@@ -204,7 +207,8 @@ class Assembler:
             config_fingerprint=self.config_fingerprint, status=status, backend=self.backend,
             seconds_plan=progress.seconds["plan"], seconds_denoise=progress.seconds["remove"],
             seconds_stitch=progress.seconds["stitch"], seconds_mux=progress.seconds["mux"],
-            seconds_total=time.monotonic() - progress.started, **fields)
+            seconds_total=time.monotonic() - progress.started,
+            remover_runtime=" | ".join(sorted(progress.runtimes)) or None, **fields)
 
 
 def _task_error(error: BaseException) -> str:

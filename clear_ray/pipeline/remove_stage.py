@@ -17,6 +17,7 @@ was reused.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -66,6 +67,7 @@ class RemoverActor:
         self.device = self._device()
         self.remover = load_remover(config.remover, device=self.device)
         self.producer = self.remover.fingerprint()
+        self.runtime = json.dumps(getattr(self.remover, "runtime", {}), sort_keys=True)
         self.node_id = _node_id()
         pin_threads(num_cpus)  # again: the backend may have imported torch
         log.info("remover %s loaded on %s", self.remover.name, self.device)
@@ -90,6 +92,7 @@ class RemoverActor:
             started = time.perf_counter()
             out.at[i, "node_id"] = self.node_id
             out.at[i, "producer"] = self.producer
+            out.at[i, "runtime"] = self.runtime
             try:
                 out.at[i, "reused"] = self._remove(out.loc[i].to_dict())
             except Exception as error:

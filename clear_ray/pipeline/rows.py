@@ -30,6 +30,7 @@ ROW_DEFAULTS: dict[str, Any] = {
     "seconds": 0.0,
     "node_id": "",
     "producer": "",  # fingerprint of the remover instance that computed the chunk
+    "runtime": "",  # JSON: what that remover resolved at run time (CLEAR: device, dtype, attention kernel)
     "reused": False,
     "detail": "",  # JSON text: plan rows carry resume state, chunk rows the VideoInfo
 }

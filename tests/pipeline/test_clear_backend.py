@@ -1,6 +1,7 @@
 """`clear-ray remove --backend clear` end to end through Ray, on a tiny random-weight
 Wan2.1-Fun-Control model saved in the real file layout (the GPU actor falls back to CPU)."""
 
+import json
 import subprocess
 
 import numpy as np
@@ -29,6 +30,8 @@ def test_clear_backend_through_the_cli_and_ray(ray_cluster, tiny_clear_model, ma
     assert stream_signature(str(dst / "talk.mp4")) == stream_signature(str(src / "talk.mp4"))
     [row] = read_manifest_table(str(dst)).to_pylist()
     assert row["backend"] == "clear" and row["status"] == "done" and row["model_fingerprint"].startswith("clear-")
+    runtime = json.loads(row["remover_runtime"])  # what the actor resolved: logged per video
+    assert runtime["device"] == "cpu" and runtime["dtype"] == "float32" and runtime["attention"].startswith("cpu:")
     with av.open(str(src / "talk.mp4")) as a, av.open(str(dst / "talk.mp4")) as b:
         before = np.stack([f.to_ndarray(format="rgb24") for f in a.decode(video=0)]).astype(float)
         after = np.stack([f.to_ndarray(format="rgb24") for f in b.decode(video=0)]).astype(float)
