@@ -78,17 +78,29 @@ class DifferenceMaskConfig(StrictModel):
     """How the CLEAR backend turns "where its output differs from the input" into a soft mask.
 
     A pixel counts as changed when its largest per-channel change, averaged over a
-    ``smoothing_px`` box, exceeds ``threshold`` (0-255): this ignores the VAE's small,
-    scattered reconstruction error and keeps the strong, connected change where text was.
-    Changed regions grow by ``dilate_px``, get a ``feather_px`` soft edge, and fade over
-    ``temporal_radius`` frames; everywhere else the mask is exactly 0.
+    ``smoothing_px`` box, exceeds a threshold (0-255). Compared with the model's own
+    reconstruction of the input (``compare_to: reconstruction``) the VAE's drift cancels and
+    ``reconstruction_threshold`` can sit at the text's contrast; compared with the input,
+    ``threshold`` must stay above the drift. Changed regions grow by ``dilate_px``, get a
+    ``feather_px`` soft edge; misses of up to ``temporal_gap`` frames inside a cue are closed
+    and the mask fades over ``temporal_radius`` frames at a cue's edges; everywhere else it
+    is exactly 0.
     """
 
-    threshold: float = Field(24.0, gt=0.0, le=255.0, description="mean change (0-255) that counts as changed")
+    threshold: float = Field(24.0, gt=0.0, le=255.0,
+                             description="mean change (0-255) vs the input that counts as changed")
+    reconstruction_threshold: float = Field(
+        10.0, gt=0.0, le=255.0,
+        description="mean change (0-255) vs the model's reconstruction of the input that counts as changed "
+                    "(the VAE's drift cancels, so this sits at text contrast)")
+    compare_to: Literal["reconstruction", "input"] = Field(
+        "reconstruction", description="reconstruction: decode the control latents (one more VAE decode per "
+                                      "window) and compare the output with them; input: compare with the input")
     smoothing_px: int = Field(5, ge=1, le=63, description="side of the averaging box; odd")
     dilate_px: int = Field(3, ge=0, le=64, description="grow changed regions (text outlines, halos)")
     feather_px: int = Field(4, ge=0, le=64, description="width of the soft edge around them")
     temporal_radius: int = Field(2, ge=0, le=16, description="frames over which a change fades in and out")
+    temporal_gap: int = Field(4, ge=0, le=16, description="misses of up to this many frames inside a cue are closed")
 
     @field_validator("smoothing_px")
     @classmethod

@@ -3,9 +3,15 @@
 Every remover's output reaches the video through ``composite_patch`` (``composite_frame``
 is the same over a whole RGB frame):
 
-    out = src * (1 - sum_j w_j m_j) + sum_j w_j m_j * removed_j
+    alpha  = max_j m_j
+    colour = sum_j w_j m_j removed_j / sum_j w_j m_j
+    out    = src * (1 - alpha) + alpha * colour
 
-over the chunks j covering a frame (w_j its blend weight there, m_j its soft mask). Work
+over the chunks j covering a frame (w_j its blend weight there, m_j its soft mask). The
+blend weights only decide *whose* pixels fill a masked place, never *how much* of the
+source shows through: where one overlapping chunk masks text and its neighbour misses
+it, the text stays hidden (a weighted alpha, sum_j w_j m_j, would let 1 - w_j of it
+through). Work
 is done only inside the union of the masks' bounding boxes and written back only where
 some mask is non-zero, so every other pixel is the decoded source pixel, bit-exact, and
 a frame no mask touches is passed through without any arithmetic at all.
@@ -55,8 +61,15 @@ Box = tuple[int, int, int, int]  # (y0, y1, x0, x1), half-open, display orientat
 
 
 def active_layers(layers: Sequence[tuple[float, StagedFrame]]) -> list[tuple[float, StagedFrame]]:
-    """The layers that change the frame: positive weight and a non-empty mask."""
-    return [(weight, frame) for weight, frame in layers if weight > 0 and not frame.empty]
+    """The layers that change the frame: a non-empty mask. A zero blend weight does not
+    drop a layer: its mask still hides what it found (its pixels are used only where no
+    layer of positive weight masks the place)."""
+    return [(weight, frame) for weight, frame in layers if not frame.empty]
+
+
+# Colour weight of a masking layer whose blend weight is 0 (the very end of a ramp): small
+# enough never to matter beside a positive weight, non-zero so the colour is defined.
+_MIN_COLOUR_WEIGHT = np.float32(1e-6)
 
 
 def composite_patch(source_hwc_u8: np.ndarray, layers: Sequence[tuple[float, StagedFrame]]
@@ -73,23 +86,27 @@ def composite_patch(source_hwc_u8: np.ndarray, layers: Sequence[tuple[float, Sta
     x0 = min(frame.box[2] for _, frame in active)
     x1 = max(frame.box[3] for _, frame in active)
     alpha_hw_f32 = np.zeros((y1 - y0, x1 - x0), np.float32)
-    replaced_hwc_f32 = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
+    colour_weight_hw_f32 = np.zeros((y1 - y0, x1 - x0), np.float32)
+    colour_sum_hwc_f32 = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
     for weight, frame in active:
         fy0, fy1, fx0, fx1 = frame.box
-        # m*w/255 (not m*(w/255)): a full mask at weight 1 is exactly 1.0 in float32,
-        # so mask 1 yields the removed pixels exactly.
-        alpha_hw = frame.mask_hw_u8.astype(np.float32) * np.float32(weight) / np.float32(255)
-        if frame.pixels_mc_u8.shape[0] == alpha_hw.size:  # mask set on its whole box (a band)
-            removed_hwc_u8 = frame.pixels_mc_u8.reshape(*alpha_hw.shape, 3)
+        window = np.s_[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+        mask_hw_f32 = frame.mask_hw_u8.astype(np.float32) / np.float32(255)  # 255 -> exactly 1.0
+        if frame.pixels_mc_u8.shape[0] == mask_hw_f32.size:  # mask set on its whole box (a band)
+            removed_hwc_u8 = frame.pixels_mc_u8.reshape(*mask_hw_f32.shape, 3)
         else:
-            removed_hwc_u8 = np.zeros((*alpha_hw.shape, 3), np.uint8)
+            removed_hwc_u8 = np.zeros((*mask_hw_f32.shape, 3), np.uint8)
             removed_hwc_u8[frame.mask_hw_u8 > 0] = frame.pixels_mc_u8
-        alpha_hw_f32[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] += alpha_hw
-        replaced_hwc_f32[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] += alpha_hw[..., None] * removed_hwc_u8
+        np.maximum(alpha_hw_f32[window], mask_hw_f32, out=alpha_hw_f32[window])
+        colour_weight_hw = mask_hw_f32 * max(np.float32(weight), _MIN_COLOUR_WEIGHT)
+        colour_weight_hw_f32[window] += colour_weight_hw
+        colour_sum_hwc_f32[window] += colour_weight_hw[..., None] * removed_hwc_u8
     region_hwc_u8 = source_hwc_u8[y0:y1, x0:x1]
     touched_hw = alpha_hw_f32 > 0
-    keep_hw1 = np.float32(1) - np.minimum(alpha_hw_f32, np.float32(1))[..., None]
-    patch_hwc_u8 = np.clip(np.rint(region_hwc_u8 * keep_hw1 + replaced_hwc_f32), 0, 255).astype(np.uint8)
+    colour_hwc_f32 = colour_sum_hwc_f32 / np.where(touched_hw, colour_weight_hw_f32, np.float32(1))[..., None]
+    alpha_hw1 = alpha_hw_f32[..., None]
+    patch_hwc_u8 = np.clip(np.rint(region_hwc_u8 * (np.float32(1) - alpha_hw1) + alpha_hw1 * colour_hwc_f32),
+                           0, 255).astype(np.uint8)
     # Untouched pixels of the box are the source's, exactly (not a float round trip).
     np.copyto(patch_hwc_u8, region_hwc_u8, where=~touched_hw[..., None])
     return (y0, y1, x0, x1), patch_hwc_u8, touched_hw

@@ -1,5 +1,6 @@
 """The compositor: mask 0 keeps the source bit-exactly, mask 1 takes the removed pixels,
-overlaps blend by their weights; and stitching through real staged chunks."""
+overlapping chunks blend their removed pixels by weight but never let masked text through;
+and stitching through real staged chunks."""
 
 from __future__ import annotations
 
@@ -22,13 +23,17 @@ def _staged_frame(removed_hwc_u8: np.ndarray, mask_hw_f32: np.ndarray) -> Staged
 
 
 def _reference(source, layers):
-    """The contract in float64 over the whole frame."""
+    """The contract in float64 over the whole frame: alpha = max m, colour = sum w m r / sum w m."""
     alpha = np.zeros(source.shape[:2])
-    replaced = np.zeros(source.shape)
+    colour_weight = np.zeros(source.shape[:2])
+    colour_sum = np.zeros(source.shape)
     for weight, removed, mask_u8 in layers:
-        alpha += weight * mask_u8 / 255.0
-        replaced += (weight * mask_u8 / 255.0)[..., None] * removed
-    out = source * (1 - np.minimum(alpha, 1))[..., None] + replaced
+        mask = mask_u8 / 255.0
+        alpha = np.maximum(alpha, mask)
+        colour_weight += weight * mask
+        colour_sum += (weight * mask)[..., None] * removed
+    colour = colour_sum / np.where(colour_weight > 0, colour_weight, 1)[..., None]
+    out = source * (1 - alpha)[..., None] + alpha[..., None] * colour
     return np.clip(np.rint(out), 0, 255).astype(np.uint8), alpha
 
 
@@ -52,11 +57,12 @@ def test_mask_one_takes_removed_pixels_and_everything_else_is_bit_exact(rng):
     mask = np.zeros((H, W), np.float32)
     mask[30:40, 5:60] = 1.0
     mask[10, 10] = 1.0  # an isolated pixel widens the box over untouched pixels
+    source_before = source.copy()
     out = composite_frame(source, [(1.0, _staged_frame(removed, mask))])
     inside = mask > 0
     assert np.array_equal(out[inside], removed[inside])
     assert np.array_equal(out[~inside], source[~inside])
-    assert out is not source and np.array_equal(source, source.copy())  # source untouched
+    assert out is not source and np.array_equal(source, source_before)  # the input frame is not written
 
 
 def test_soft_mask_and_blended_overlaps_follow_the_contract(rng):
@@ -90,6 +96,38 @@ def test_two_full_masks_cross_fade_between_removed_frames(rng):
     out = composite_frame(source, [(0.25, _staged_frame(removed_a, full)),
                                    (0.75, _staged_frame(removed_b, full))])
     assert np.all(out == 125)  # the source does not leak in
+
+
+def test_disagreeing_overlaps_never_show_masked_text(rng):
+    """Chunk A found the text (weight 0.3 here), chunk B missed it (weight 0.7): the text
+    must not show at 70 %; the pixels are A's, the only chunk that replaced them."""
+    source = np.full((H, W, 3), 40, np.uint8)
+    source[20:28, 8:56] = 255  # white "text"
+    removed_a = np.full((H, W, 3), 40, np.uint8)  # A filled the text with the background
+    text = np.zeros((H, W), np.float32)
+    text[20:28, 8:56] = 1.0
+    nothing = np.zeros((H, W), np.float32)
+    for weight_a in (0.3, 0.05, 0.0):  # down to the very end of A's ramp
+        out = composite_frame(source, [(weight_a, _staged_frame(removed_a, text)),
+                                       (1.0 - weight_a, _staged_frame(source, nothing))])
+        assert np.array_equal(out, removed_a), weight_a
+
+
+def test_disagreeing_soft_masks_hide_as_much_as_the_strongest(rng):
+    source = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    removed_a = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    removed_b = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    mask_a = np.zeros((H, W), np.float32)
+    mask_a[:, :32] = 1.0
+    mask_b = np.full((H, W), 0.25, np.float32)
+    out = composite_frame(source, [(0.2, _staged_frame(removed_a, mask_a)),
+                                   (0.8, _staged_frame(removed_b, mask_b))])
+    # Left half: fully masked by A -> no source at all, only A's and B's pixels blended.
+    colour = (0.2 * removed_a[:, :32] + 0.8 * 0.25 * removed_b[:, :32].astype(float)) / (0.2 + 0.8 * 0.25)
+    assert np.abs(out[:, :32].astype(int) - np.rint(colour)).max() <= 1
+    # Right half: only B's quarter mask -> a quarter of B over the source.
+    expected = np.rint(0.75 * source[:, 32:] + 0.25 * removed_b[:, 32:].astype(float))
+    assert np.abs(out[:, 32:].astype(int) - expected).max() <= 1
 
 
 def test_frame_layers_follow_the_plan():

@@ -29,14 +29,18 @@ NEGATIVE_PROMPT = ""  # CLEAR passes none; only used when cfg > 1
 class ClearDenoiser:
     """One chunk (frames already at the model resolution) through DiffSynth's units and
     ``model_fn_wan_video``; returns the decoded video (1, 3, T, H, W) in [-1, 1] and the
-    seconds each phase took."""
+    seconds each phase took. With ``reconstruct``, it also decodes the control latents
+    (the model's picture of its input, no removal) into ``last_reconstruction``: the
+    reference the difference mask compares the output with, so the VAE's drift cancels."""
 
     def __init__(self, pipe: Any, context: "torch.Tensor", negative_context: "torch.Tensor | None", *,
-                 steps: int, cfg: float, shift: float, seed: int, tiled: bool):
+                 steps: int, cfg: float, shift: float, seed: int, tiled: bool, reconstruct: bool = False):
         if cfg != 1.0 and negative_context is None:
             raise ValueError("cfg > 1 needs the negative prompt's context")
         self.pipe, self.context, self.negative_context = pipe, context, negative_context
         self.steps, self.cfg, self.shift, self.seed, self.tiled = steps, cfg, shift, seed, tiled
+        self.reconstruct = reconstruct
+        self.last_reconstruction: "torch.Tensor | None" = None
 
     def __call__(self, frames_thwc_u8: np.ndarray) -> tuple["torch.Tensor", dict[str, float]]:
         import torch
@@ -54,6 +58,13 @@ class ClearDenoiser:
             video = pipe.vae.decode(latents, device=pipe.device, tiled=self.tiled, tile_size=TILE_SIZE,
                                     tile_stride=TILE_STRIDE)
             timer.lap("vae_decode")
+            # 5. The input as the VAE sees it: y = [control latents, zeros].
+            self.last_reconstruction = None
+            if self.reconstruct:
+                control_latents = control["y"][:, :noise.shape[1]]
+                self.last_reconstruction = pipe.vae.decode(control_latents, device=pipe.device, tiled=self.tiled,
+                                                           tile_size=TILE_SIZE, tile_stride=TILE_STRIDE)
+                timer.lap("vae_decode_reference")
         return video, timer.seconds
 
 

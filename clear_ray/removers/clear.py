@@ -68,7 +68,8 @@ class ClearRemover:
         if settings.compile and self.device.startswith("cuda"):
             pipe.compile_pipeline(mode="default", dynamic=True)  # regional: DiTBlock only
         self._denoiser = ClearDenoiser(pipe, context, negative_context, steps=settings.steps, cfg=settings.cfg,
-                                       shift=settings.shift, seed=settings.seed, tiled=settings.tiled_vae)
+                                       shift=settings.shift, seed=settings.seed, tiled=settings.tiled_vae,
+                                       reconstruct=config.composite and settings.mask.compare_to == "reconstruction")
         self.last_timings: dict[str, float] = {}
         log.info("CLEAR ready on %s (%s): %d LoRA tensors matched, fingerprint %s",
                  self.device, self.dtype_name, self.lora_tensors_matched, self._fingerprint)
@@ -90,7 +91,10 @@ class ClearRemover:
         video, timings = self._denoiser(resize_frames(frames_thwc_u8, model_w, model_h))
         output_thwc_u8 = video_to_u8(video, width, height)
         if self.config.composite:
-            mask_thw_f32 = difference_mask(frames_thwc_u8, output_thwc_u8, self.config.clear.mask)
+            reconstruction = self._denoiser.last_reconstruction
+            mask_thw_f32 = difference_mask(
+                frames_thwc_u8, output_thwc_u8, self.config.clear.mask,
+                reconstruction_thwc_u8=None if reconstruction is None else video_to_u8(reconstruction, width, height))
         else:
             mask_thw_f32 = np.ones(frames_thwc_u8.shape[:3], dtype=np.float32)
         self.last_timings = timings

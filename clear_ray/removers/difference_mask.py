@@ -1,18 +1,22 @@
-"""A soft mask of where a remover's output differs strongly from its input.
+"""A soft mask of where a remover's output differs strongly from what it was given.
 
 CLEAR is mask-free: it regenerates the whole frame through the VAE, which costs a little
 sharpness and colour everywhere. Where the model did not change anything that matters,
 the shared compositor should keep the source pixel exactly; where it removed text, the
-model's pixel. This module finds the second kind of place from the two videos alone:
+model's pixel. This module finds the second kind of place:
 
-1. change = largest per-channel |output - input|, averaged over a small box, so the VAE's
-   scattered reconstruction error stays below the threshold while a removed text stroke
-   (a strong, connected change) exceeds it;
+1. change = largest per-channel |output - reference|, averaged over a small box. The
+   reference is, best, the model's own *reconstruction* of its input (the control latents
+   decoded, no removal): the VAE's drift (fine texture, fast motion, dark or saturated
+   colours, upscaling) is in both and cancels, so the threshold can sit at the text's own
+   contrast and low-contrast text and semi-transparent boxes still open the mask. Without
+   a reconstruction the reference is the input and the threshold must stay above the
+   drift;
 2. changed regions grow by ``dilate_px`` (anti-aliased outlines and halos), then get a
    linear soft edge ``feather_px`` wide: 1 inside, exactly 0 beyond the edge;
-3. the mask fades in and out over ``temporal_radius`` frames around each change, so a
-   subtitle that the threshold catches in one frame and misses in the next does not
-   flicker between model and source pixels.
+3. in time, a miss of up to ``temporal_gap`` frames inside a cue is closed (the text was
+   there before and after it: a one-frame miss would flash the text), and the mask fades
+   in and out over ``temporal_radius`` frames only at a cue's edges.
 
 Values are float32 in [0, 1] and exactly 0 wherever no changed pixel lies within the
 dilation + feather distance and the temporal radius.
@@ -29,16 +33,54 @@ if TYPE_CHECKING:
 
 
 def difference_mask(source_thwc_u8: np.ndarray, output_thwc_u8: np.ndarray,
-                    settings: "DifferenceMaskConfig") -> np.ndarray:
-    """(T, H, W) float32 mask in [0, 1] of where ``output`` changed ``source``."""
+                    settings: "DifferenceMaskConfig",
+                    reconstruction_thwc_u8: np.ndarray | None = None) -> np.ndarray:
+    """(T, H, W) float32 mask in [0, 1] of where ``output`` changed ``source``.
+
+    ``reconstruction_thwc_u8``, when given, is what the model makes of ``source`` without
+    removing anything; the output is compared with it at ``settings.reconstruction_threshold``
+    instead of with the source at ``settings.threshold``."""
     if source_thwc_u8.shape != output_thwc_u8.shape or source_thwc_u8.ndim != 4:
         raise ValueError(f"source {source_thwc_u8.shape} and output {output_thwc_u8.shape} must both be (T,H,W,C)")
+    if reconstruction_thwc_u8 is not None and reconstruction_thwc_u8.shape != source_thwc_u8.shape:
+        raise ValueError(f"reconstruction {reconstruction_thwc_u8.shape} must match source {source_thwc_u8.shape}")
+    if reconstruction_thwc_u8 is None:
+        reference_thwc_u8, threshold = source_thwc_u8, settings.threshold
+    else:
+        reference_thwc_u8, threshold = reconstruction_thwc_u8, settings.reconstruction_threshold
     changed_thw = np.stack([
-        changed_pixels(src_hwc, out_hwc, settings.threshold, settings.smoothing_px)
-        for src_hwc, out_hwc in zip(source_thwc_u8, output_thwc_u8)
+        changed_pixels(ref_hwc, out_hwc, threshold, settings.smoothing_px)
+        for ref_hwc, out_hwc in zip(reference_thwc_u8, output_thwc_u8)
     ])
+    changed_thw = close_gaps(changed_thw, settings.temporal_gap)
     soft_thw = np.stack([feather(changed_hw, settings.dilate_px, settings.feather_px) for changed_hw in changed_thw])
     return temporal_fade(soft_thw, settings.temporal_radius)
+
+
+def close_gaps(changed_thw: np.ndarray, max_gap: int) -> np.ndarray:
+    """(T, H, W) bool: a pixel off for at most ``max_gap`` consecutive frames between two
+    frames where it is on is switched on (a temporal closing). Off-runs that touch the
+    window's first or last frame stay off, so the fade still marks where a cue appears
+    and disappears."""
+    if max_gap == 0 or len(changed_thw) < 3:
+        return changed_thw
+    changed_thw = changed_thw.astype(bool, copy=False)
+    off_thw = ~changed_thw
+    frames = len(changed_thw)
+    # Per pixel and frame, the off-run through it: frames off up to and including t
+    # (run_back) and from t on (run_fwd).
+    run_back = np.zeros(changed_thw.shape, np.int32)
+    run_fwd = np.zeros(changed_thw.shape, np.int32)
+    run_back[0] = off_thw[0]
+    for t in range(1, frames):
+        run_back[t] = np.where(off_thw[t], run_back[t - 1] + 1, 0)
+    run_fwd[-1] = off_thw[-1]
+    for t in range(frames - 2, -1, -1):
+        run_fwd[t] = np.where(off_thw[t], run_fwd[t + 1] + 1, 0)
+    t_index = np.arange(frames).reshape(-1, *([1] * (changed_thw.ndim - 1)))
+    bounded = (run_back <= t_index) & (t_index + run_fwd <= frames - 1)  # an on-frame on each side
+    short = run_back + run_fwd - 1 <= max_gap
+    return changed_thw | (off_thw & bounded & short)
 
 
 def changed_pixels(source_hwc_u8: np.ndarray, output_hwc_u8: np.ndarray, threshold: float,

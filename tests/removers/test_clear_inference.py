@@ -13,8 +13,9 @@ from clear_ray.removers import load_remover
 from clear_ray.models.denoise import ClearDenoiser
 from clear_ray.models.wan import encode_prompt, load_component, load_pipeline
 from clear_ray.removers.clear import video_to_u8
-from clear_ray.models.lora import fuse_lora, load_lora
 from clear_ray.models.files import locate_model_files
+from clear_ray.models.lora import fuse_lora, load_lora
+from clear_ray.removers.difference_mask import difference_mask
 from clear_ray.testing.tiny_wan import LORA_TARGETS, TinyClearModel
 
 STEPS = 2
@@ -102,7 +103,14 @@ def test_remove_is_deterministic_and_returns_any_size_with_a_soft_mask(tiny_clea
     assert np.array_equal(first.frames_thwc_u8, second.frames_thwc_u8)
     assert np.array_equal(first.mask_thw_f32, second.mask_thw_f32)
     assert 0.0 <= first.mask_thw_f32.min() and first.mask_thw_f32.max() <= 1.0
-    assert set(remover.last_timings) == {"vae_encode", "dit", "vae_decode"}
+    # The mask compares the output with the decoded control latents (the input as the VAE
+    # sees it), not with the input: the VAE's drift cancels.
+    assert set(remover.last_timings) == {"vae_encode", "dit", "vae_decode", "vae_decode_reference"}
+    reconstruction_u8 = video_to_u8(remover._denoiser.last_reconstruction, 64, 48)
+    assert not np.array_equal(reconstruction_u8, frames_thwc_u8)
+    settings = remover.config.clear.mask
+    np.testing.assert_array_equal(first.mask_thw_f32, difference_mask(
+        frames_thwc_u8, first.frames_thwc_u8, settings, reconstruction_thwc_u8=reconstruction_u8))
 
     odd_size = np.ascontiguousarray(np.pad(frames_thwc_u8, ((0, 0), (1, 1), (3, 3), (0, 0)), mode="edge"))
     result = remover.remove(odd_size)  # 70x50 runs at 64x48 and comes back at 70x50
@@ -110,8 +118,10 @@ def test_remove_is_deterministic_and_returns_any_size_with_a_soft_mask(tiny_clea
 
 
 def test_no_composite_gives_an_all_ones_mask(tiny_clear_model, frames_thwc_u8):
-    result = load_remover(_config(tiny_clear_model, composite=False), device="cpu").remove(frames_thwc_u8)
+    remover = load_remover(_config(tiny_clear_model, composite=False), device="cpu")
+    result = remover.remove(frames_thwc_u8)
     assert (result.mask_thw_f32 == 1.0).all()
+    assert "vae_decode_reference" not in remover.last_timings  # no mask, no reference decode
 
 
 def test_bad_chunks_are_rejected_with_one_line(tiny_clear_model, frames_thwc_u8):
