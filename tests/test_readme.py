@@ -43,6 +43,9 @@ def test_exactly_two_setup_commands_and_ci_runs_the_second():
         assert part.strip() in ci
 
 
+JOB_ENTRYPOINTS = {"jobs/remove_subtitles.py": "remove", "jobs/make_pairs.py": "make-pairs"}
+
+
 def _clear_ray_argv(words: list[str]) -> list[str] | None:
     while words and "=" in words[0] and not words[0].startswith("-"):
         words = words[1:]  # leading VAR=value assignments
@@ -50,9 +53,9 @@ def _clear_ray_argv(words: list[str]) -> list[str] | None:
         return words[1:]
     if words[:3] == ["ray", "job", "submit"] and "--" in words:
         entry = words[words.index("--") + 1:]
-        assert entry[:2] == ["python", "jobs/remove_subtitles.py"]
+        assert entry[0] == "python" and entry[1] in JOB_ENTRYPOINTS
         assert (REPO / entry[1]).is_file()
-        return ["remove", *entry[2:]]
+        return [JOB_ENTRYPOINTS[entry[1]], *entry[2:]]
     return None
 
 
@@ -70,3 +73,7 @@ def test_every_shown_command_parses_and_validates(argv):
     args = build_parser().parse_args(argv)
     if args.command == "remove":
         job_config(args)  # raises ConfigError on a bad value
+    elif args.command == "make-pairs":
+        from clear_ray.commands.make_pairs import job_config as pairs_config
+
+        pairs_config(args)

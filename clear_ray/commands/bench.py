@@ -59,8 +59,8 @@ def _make(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from clear_ray.evaluation.benchset import BenchSetConfig, make_benchmark_set
-    from clear_ray.evaluation.fonts import FontMissing
-    from clear_ray.evaluation.texts import TextSourceMissing
+    from clear_ray.synth.fonts import FontMissing
+    from clear_ray.synth.texts import TextSourceMissing
 
     settings: dict = {"splits": ("dev", "test") if args.split == "both" else (args.split,),
                       "seed": args.seed, "clips_per_split": args.clips}

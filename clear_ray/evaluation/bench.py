@@ -32,9 +32,9 @@ from typing import Any, Callable
 import numpy as np
 
 from clear_ray.evaluation import metrics
-from clear_ray.evaluation._video_io import read_video
+from clear_ray.synth.video_io import read_video
 from clear_ray.evaluation.benchset import LANGUAGE_ORDER, load_manifest, write_json_atomic
-from clear_ray.evaluation.burnin import load_alpha
+from clear_ray.synth.burnin import load_alpha
 
 INPUT_ROW = "input"
 ORACLE_ROW = "oracle-telea"

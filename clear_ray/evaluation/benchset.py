@@ -26,17 +26,17 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from clear_ray.config import X264Preset
-from clear_ray.evaluation._video_io import EncoderSettings
-from clear_ray.evaluation.burnin import MASK_THRESHOLD, cue_to_json, plan_cues, write_burnin
-from clear_ray.evaluation.fonts import faces_for
-from clear_ray.evaluation.footage_clips import PHOTOS_BY_SPLIT, plan_photo, plan_video, render_footage
-from clear_ray.evaluation.render import LayoutError
-from clear_ray.evaluation.styles import sample_style, style_keys
-from clear_ray.evaluation.texts import LANGUAGES
+from clear_ray.synth.video_io import EncoderSettings
+from clear_ray.synth.burnin import MASK_THRESHOLD, cue_to_json, plan_cues, write_burnin
+from clear_ray.synth.fonts import faces_for
+from clear_ray.synth.footage import PHOTOS_BY_SPLIT, plan_photo, plan_video, render_footage
+from clear_ray.synth.render import LayoutError
+from clear_ray.synth.styles import sample_style, style_keys
+from clear_ray.synth.texts import LANGUAGES
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "clear-ray-bench/1"
-SPLIT_INDEX = {"dev": 0, "test": 1}
+SPLIT_INDEX = {"dev": 0, "test": 1}  # seeds and language rotation (the synth has its own)
 # (footage kind, video source or None for a photo, frame height, has text)
 SLOTS: tuple[tuple[str, str | None, int, bool], ...] = (
     ("video", "bigbuckbunny.mp4", 720, True),
@@ -164,7 +164,7 @@ def _make_clip(out_dir: Path, config: BenchSetConfig, split: str, index: int) ->
     width, height = config.size or _frame_size(rng, slot_height)
     seconds = float(rng.uniform(config.min_seconds, config.max_seconds))
     if kind == "video":
-        spec = plan_video(rng, video_name, width, height, seconds)
+        spec = plan_video(rng, video_name, width, height, seconds, split)
     else:
         photos = PHOTOS_BY_SPLIT[split]
         spec = plan_photo(rng, photos[index % len(photos)], width, height, seconds)

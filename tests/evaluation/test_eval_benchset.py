@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from clear_ray.evaluation.benchset import SLOTS, BenchSetConfig, clip_seed, clip_slot, clip_style_choice, load_manifest
-from clear_ray.evaluation.styles import style_keys
-from clear_ray.evaluation.burnin import load_alpha
-from clear_ray.evaluation.texts import split_of_text
+from clear_ray.synth.styles import style_keys
+from clear_ray.synth.burnin import load_alpha
+from clear_ray.synth.texts import split_of_text
 
 
 def files_of(directory: Path) -> dict[str, bytes]:

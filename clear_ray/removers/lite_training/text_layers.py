@@ -1,6 +1,6 @@
 """Random text layers for training the lite segmenter: many scripts, fonts and styles.
 
-The benchmark's ``test`` faces (clear_ray.evaluation.fonts) are excluded, and the text is
+The benchmark's ``test`` faces (clear_ray.synth.fonts) are excluded, and the text is
 random letters drawn from each font's own character map, never real sentences, so the
 segmenter learns "subtitle-like strokes" rather than particular words or typefaces.
 A layer is a list of (alpha_hw_f32, colour_rgb) drawn bottom to top: box, shadow,
@@ -39,7 +39,7 @@ class TrainFont:
 def test_split_files() -> set[str]:
     """Font files of the benchmark's test split, when the evaluation package is present."""
     try:
-        from clear_ray.evaluation.fonts import FACES_BY_LANGUAGE
+        from clear_ray.synth.fonts import FACES_BY_LANGUAGE
     except Exception:  # the evaluation package is optional for training
         return set()
     return {name for splits in FACES_BY_LANGUAGE.values() for name, _ in splits.get("test", ())}

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clear_ray.evaluation import burnin, fonts, footage_clips, metrics, styles
-from clear_ray.evaluation._video_io import read_video
+from clear_ray.evaluation import metrics
+from clear_ray.synth import burnin, fonts, styles
+from clear_ray.synth import footage as footage_clips
+from clear_ray.synth.video_io import read_video
 
 
 @pytest.fixture(scope="module")

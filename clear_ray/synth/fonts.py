@@ -1,9 +1,13 @@
 """Real subtitle fonts, found on this machine at run time, and their glyph coverage.
 
 Fonts come from Debian packages (``fonts-noto-core``, ``fonts-noto-cjk``,
-``fonts-dejavu-core``); nothing is copied into this repository. Each language has two
-disjoint groups of faces, one per benchmark split, so a remover tuned on ``dev`` is judged
-on typefaces it has never seen. A collection file (``.ttc``) holds several faces: the CJK
+``fonts-dejavu-core``); nothing is copied into this repository. Each language has three
+disjoint groups of faces, one per split (``train`` for training pairs and the lite
+segmenter, ``dev`` and ``test`` for the benchmark), so a remover tuned on ``dev`` is judged
+on typefaces it has never seen and no training run sees a benchmark face. Families are
+disjoint too, except that the only CJK families installed are Noto Sans CJK and Noto
+Serif CJK: ``test`` keeps the Serif family to itself, ``dev`` uses the Sans faces of each
+language's own region and ``train`` the Sans faces of other regions (TC, HK). A collection file (``.ttc``) holds several faces: the CJK
 face is chosen by its family name (``Noto Sans CJK SC`` for Chinese, ``JP``, ``KR``), never
 by a hard-coded index.
 """
@@ -27,6 +31,10 @@ _LATIN_DEV = (("NotoSans-Regular.ttf", None), ("NotoSans-Bold.ttf", None),
               ("DejaVuSerif.ttf", None), ("DejaVuSerif-Bold.ttf", None))
 _LATIN_TEST = (("NotoSerif-Regular.ttf", None), ("NotoSerif-Bold.ttf", None),
                ("DejaVuSans.ttf", None), ("DejaVuSans-Bold.ttf", None))
+_LATIN_TRAIN = (("NotoSansDisplay-Regular.ttf", None), ("NotoSansDisplay-Bold.ttf", None),
+                ("DejaVuSerifCondensed.ttf", None), ("DejaVuSerifCondensed-Bold.ttf", None))
+_CJK_TRAIN = tuple((f"NotoSansCJK-{weight}.ttc", f"Noto Sans CJK {region}")
+                   for region in ("TC", "HK") for weight in ("Regular", "Bold"))
 
 
 def _cjk(region: str, serif: bool) -> tuple[tuple[str, str], ...]:
@@ -36,18 +44,18 @@ def _cjk(region: str, serif: bool) -> tuple[tuple[str, str], ...]:
 
 
 # language -> split -> ((file name, family name inside a .ttc or None), ...).
-# Families are disjoint between the splits (sans vs serif for CJK, Sans vs Naskh/Kufi for Arabic).
+# Faces are disjoint between the splits (Sans / Kufi / Naskh for Arabic; see above for CJK).
 FACES_BY_LANGUAGE: dict[str, dict[str, tuple[tuple[str, str | None], ...]]] = {
-    "en": {"dev": _LATIN_DEV, "test": _LATIN_TEST},
-    "fr": {"dev": _LATIN_DEV, "test": _LATIN_TEST},
-    "de": {"dev": _LATIN_DEV, "test": _LATIN_TEST},
-    "ru": {"dev": _LATIN_DEV, "test": _LATIN_TEST},
-    "ar": {"dev": (("NotoSansArabic-Regular.ttf", None), ("NotoSansArabic-Bold.ttf", None)),
-           "test": (("NotoNaskhArabic-Regular.ttf", None), ("NotoNaskhArabic-Bold.ttf", None),
-                    ("NotoKufiArabic-Regular.ttf", None), ("NotoKufiArabic-Bold.ttf", None))},
-    "zh": {"dev": _cjk("SC", serif=False), "test": _cjk("SC", serif=True)},
-    "ja": {"dev": _cjk("JP", serif=False), "test": _cjk("JP", serif=True)},
-    "ko": {"dev": _cjk("KR", serif=False), "test": _cjk("KR", serif=True)},
+    "en": {"train": _LATIN_TRAIN, "dev": _LATIN_DEV, "test": _LATIN_TEST},
+    "fr": {"train": _LATIN_TRAIN, "dev": _LATIN_DEV, "test": _LATIN_TEST},
+    "de": {"train": _LATIN_TRAIN, "dev": _LATIN_DEV, "test": _LATIN_TEST},
+    "ru": {"train": _LATIN_TRAIN, "dev": _LATIN_DEV, "test": _LATIN_TEST},
+    "ar": {"train": (("NotoKufiArabic-Regular.ttf", None), ("NotoKufiArabic-Bold.ttf", None)),
+           "dev": (("NotoSansArabic-Regular.ttf", None), ("NotoSansArabic-Bold.ttf", None)),
+           "test": (("NotoNaskhArabic-Regular.ttf", None), ("NotoNaskhArabic-Bold.ttf", None))},
+    "zh": {"train": _CJK_TRAIN, "dev": _cjk("SC", serif=False), "test": _cjk("SC", serif=True)},
+    "ja": {"train": _CJK_TRAIN, "dev": _cjk("JP", serif=False), "test": _cjk("JP", serif=True)},
+    "ko": {"train": _CJK_TRAIN, "dev": _cjk("KR", serif=False), "test": _cjk("KR", serif=True)},
 }
 
 
@@ -105,13 +113,18 @@ def find_font_file(file_name: str) -> Path:
 
 
 def faces_for(language: str, split: str) -> list[FontFace]:
-    """Every face used for ``language`` in benchmark split ``split`` ('dev' or 'test')."""
+    """Every face used for ``language`` in split ``split`` ('train', 'dev' or 'test')."""
     try:
         entries = FACES_BY_LANGUAGE[language][split]
     except KeyError:
         raise ValueError(f"no fonts defined for language {language!r} split {split!r}; "
-                         f"languages: {sorted(FACES_BY_LANGUAGE)}, splits: dev, test") from None
+                         f"languages: {sorted(FACES_BY_LANGUAGE)}, splits: train, dev, test") from None
     return [load_face(file_name, family) for file_name, family in entries]
+
+
+def split_font_files(split: str) -> set[str]:
+    """Font file names any language uses in ``split`` (the lite training excludes dev/test ones)."""
+    return {name for splits in FACES_BY_LANGUAGE.values() for name, _ in splits.get(split, ())}
 
 
 def load_face(file_name: str, family: str | None = None) -> FontFace:

@@ -1,4 +1,4 @@
-"""Private, minimal video read/write for the evaluation package.
+"""Minimal video read/write for the synth package (bench sets, pair exports).
 
 Reads go through clear_ray.media. Writes pipe raw frames into the ffmpeg binary rather
 than PyAV's encoder, because benchmark sets must be byte-reproducible from their seed:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clear_ray.evaluation.fonts import FontFace
-from clear_ray.evaluation.styles import SubtitleStyle
-from clear_ray.evaluation.texts import LANGUAGES
+from clear_ray.synth.fonts import FontFace
+from clear_ray.synth.styles import SubtitleStyle
+from clear_ray.synth.texts import LANGUAGES
 
 SHADOW_RGB = (0.0, 0.0, 0.0)
 BOX_RGB = (8.0, 8.0, 8.0)

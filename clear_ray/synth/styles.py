@@ -2,10 +2,11 @@
 
 A style is a point in a space of discrete choices (fill colour x decoration x size class)
 plus continuous jitter (outline width, shadow offset, box opacity, margin, fades). The
-discrete combinations are dealt to the two benchmark splits like the squares of a
-chessboard, ``(fill + decoration + size) % 2``: every colour, decoration and size class
-occurs in both splits, but no combination occurs in both, so ``dev`` and ``test`` never
-share a style while each still covers the whole range.
+discrete combinations are dealt to the three splits along diagonals,
+``(fill + decoration + size) % 3``: each (fill, decoration) pair meets one size class per
+split, so every colour, decoration and size class occurs in every split, but no
+combination occurs in two, so ``train``, ``dev`` and ``test`` never share a style while
+each still covers the whole range.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from clear_ray.evaluation.fonts import FontFace, faces_for
+from clear_ray.synth.fonts import FontFace, faces_for
 
 FILLS: dict[str, tuple[tuple[int, int], tuple[int, int], tuple[int, int]]] = {
     # per channel (low, high) of the fill colour
@@ -28,7 +29,7 @@ SIZE_CLASSES: dict[str, tuple[float, float]] = {
     "small": (0.042, 0.052), "medium": (0.052, 0.064), "large": (0.064, 0.080),
 }
 MIN_FONT_PX = 10  # below this no burner's text is legible; tiny test frames still get it
-SPLIT_INDEX = {"dev": 0, "test": 1}
+SPLIT_INDEX = {"train": 0, "dev": 1, "test": 2}
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def style_keys(split: str) -> list[str]:
     parity = SPLIT_INDEX[split]
     return [f"{fill}/{deco}/{size}"
             for i, fill in enumerate(FILLS) for j, deco in enumerate(DECORATIONS)
-            for k, size in enumerate(SIZE_CLASSES) if (i + j + k) % 2 == parity]
+            for k, size in enumerate(SIZE_CLASSES) if (i + j + k) % 3 == parity]
 
 
 def sample_style(rng: np.random.Generator, language: str, split: str, face: FontFace | None = None,

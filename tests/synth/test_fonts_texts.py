@@ -7,7 +7,7 @@ import unicodedata
 import numpy as np
 import pytest
 
-from clear_ray.evaluation import fonts, texts
+from clear_ray.synth import fonts, texts
 
 
 def ink(face: fonts.FontFace, text: str, size_px: int = 40) -> np.ndarray:
@@ -98,4 +98,4 @@ def test_unknown_language_and_split_are_clear_errors():
     with pytest.raises(ValueError, match="unknown language"):
         texts.text_pool("xx", "dev")
     with pytest.raises(ValueError, match="split must be"):
-        texts.text_pool("en", "train")
+        texts.text_pool("en", "validation")

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from clear_ray.evaluation import fonts, render
-from clear_ray.evaluation.styles import SubtitleStyle, sample_style, style_keys
+from clear_ray.synth import fonts, render
+from clear_ray.synth.styles import SubtitleStyle, sample_style, style_keys
 
 W, H = 320, 180
 
