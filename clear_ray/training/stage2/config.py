@@ -59,7 +59,7 @@ class Stage2Config(StrictModel):
     height: int = Field(480, ge=16, description="model resolution (multiple of 16); pairs are resized to it")
     width: int = Field(832, ge=16)
     shift: float = Field(5.0, gt=0.0, description="flow-matching sigma shift, as CLEAR trains (and samples)")
-    steps: int = Field(1000, ge=1, description="optimizer steps")
+    max_steps: int = Field(1000, ge=1, description="optimizer steps")
     batch_size: int = Field(8, ge=1, description="global batch: windows per optimizer step, over all workers")
     micro_batch: int = Field(1, ge=1, description="windows per forward pass on one worker")
     seed: int = Field(0, ge=0)
@@ -72,7 +72,7 @@ class Stage2Config(StrictModel):
     head: HeadSettings = Field(default_factory=HeadSettings)
     objective: ObjectiveSettings = Field(default_factory=ObjectiveSettings)
     optim: OptimSettings = Field(default_factory=OptimSettings)
-    ray: RayTrainSettings = Field(default_factory=lambda: RayTrainSettings(name="stage2"))
+    run: RayTrainSettings = Field(default_factory=lambda: RayTrainSettings(name="stage2"))
 
     @model_validator(mode="after")
     def _consistent(self) -> "Stage2Config":
@@ -82,7 +82,7 @@ class Stage2Config(StrictModel):
             raise ValueError(f"height and width must be multiples of 16, got {self.width}x{self.height}")
         if self.objective.prior == "stage1" and self.stage1 is None:
             raise ValueError("objective.prior = stage1 needs --stage1 (the Stage I prior export)")
-        per_step = self.ray.workers * self.micro_batch
+        per_step = self.run.workers * self.micro_batch
         if self.batch_size % per_step:
             raise ValueError(f"batch_size {self.batch_size} must be a multiple of workers x micro_batch ({per_step})")
         return self
@@ -90,4 +90,4 @@ class Stage2Config(StrictModel):
     @property
     def accumulation(self) -> int:
         """Forward/backward passes per optimizer step on each worker."""
-        return self.batch_size // (self.ray.workers * self.micro_batch)
+        return self.batch_size // (self.run.workers * self.micro_batch)
