@@ -124,11 +124,14 @@ class ClearConfig(StrictModel):
     seed: int = Field(0, ge=0)
     prompt: str = Field(DEFAULT_CLEAR_PROMPT, min_length=1)
     max_area: int = Field(1280 * 720, ge=16 * 16, description="model resolution cap in pixels (W*H)")
-    tiled_vae: bool = True
+    tiled_vae: bool | Literal["auto"] = Field(
+        "auto", description="auto = untiled on a GPU with the memory for it (faster), tiled otherwise (as CLEAR)")
+    fast_rope: bool = Field(True, description="rotary embeddings in float32 on CUDA (DiffSynth: float64)")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="auto = bfloat16 on CUDA, float32 on CPU"
     )
-    compile: bool = Field(False, description="torch.compile the DiT blocks on CUDA (the first chunk pays for it)")
+    compile: bool = Field(False, description="torch.compile the DiT blocks on CUDA, static shapes per window size "
+                          "(the first window of each size pays for it)")
     mask: DifferenceMaskConfig = Field(
         default_factory=DifferenceMaskConfig, description="the soft mask used when remover.composite is on"
     )
@@ -207,12 +210,25 @@ class StorageConfig(StrictModel):
 class RayConfig(StrictModel):
     address: str | None = Field(None, description="existing cluster (auto, host:port, ray://...); None starts a local one")
     num_gpus_per_actor: float | None = Field(
-        None, ge=0.0, le=8.0, description="None = 1 for GPU backends when the cluster has GPUs, else 0"
+        None, ge=0.0, le=8.0, description="None = 1 for GPU backends (clear), else 0"
     )
     num_cpus_per_actor: float = Field(1.0, gt=0.0, le=256.0)
     min_actors: int = Field(1, ge=1, le=10_000)
-    max_actors: int | None = Field(None, ge=1, le=10_000, description="None = as many as the cluster fits")
+    max_actors: int | None = Field(
+        None, ge=1, le=10_000,
+        description="None = as many as the cluster fits at start; set it on autoscaling clusters",
+    )
     chunk_timeout_s: float = Field(1800.0, gt=0.0, description="a chunk taking longer fails its video")
+    allow_cpu_fallback: bool = Field(False, description="run a GPU backend on CPU when the cluster has no GPU")
+    gpu_wait_s: float = Field(
+        900.0, ge=0.0, description="how long a GPU backend waits for the autoscaler to add a GPU node"
+    )
+    shared_filesystem: bool = Field(
+        False, description="local SRC/DST paths are mounted at the same path on every node"
+    )
+    max_actor_init_deaths: int = Field(
+        3, ge=-1, le=1000, description="remover actors that may die while loading the model (-1 = no limit)"
+    )
 
     @field_validator("max_actors")
     @classmethod

@@ -284,32 +284,3 @@ def delete_staged_dir(dir_uri: str, *, storage_options: Mapping[str, Any] | None
     fs, path = _filesystem(dir_uri, storage_options)
     if fs.exists(path):
         fs.rm(path, recursive=True)
-
-
-def remove_and_stage(source_uri: str, chunk: Chunk, remover: Any, dir_uri: str, *, info: Any = None,
-                     frame_pts: Any = None, storage_options: Mapping[str, Any] | None = None,
-                     decode_threads: int = 0, rgb: str = "accurate") -> str:
-    """Decode the chunk's real frames once, gather its padded window, run ``remover`` and
-    stage the result (what one denoise actor does per chunk row); returns the staged URI.
-    ``rgb="fast"`` (what the actor uses): the remover's input needs no exact conversion
-    when only its output where its mask is set reaches the video."""
-    from clear_ray.chunking import chunk_source_indices
-    from clear_ray.media import iter_frames
-
-    options = dict(storage_options) if storage_options else None
-    start_pts = int(frame_pts[chunk.start]) if frame_pts is not None else None
-    # Decode straight into the padded window: no stacked copy, no gather copy.
-    positions: dict[int, list[int]] = {}
-    for position, source_index in enumerate(chunk_source_indices(chunk).tolist()):
-        positions.setdefault(source_index, []).append(position)
-    window_thwc_u8: np.ndarray | None = None
-    decoded = 0
-    for frame in iter_frames(source_uri, chunk.start, chunk.stop, start_pts=start_pts, info=info,
-                             timestamps=frame_pts, storage_options=options, threads=decode_threads, rgb=rgb):
-        if window_thwc_u8 is None:
-            window_thwc_u8 = np.empty((chunk.length, *frame.rgb_hwc_u8.shape), np.uint8)
-        window_thwc_u8[positions[frame.index]] = frame.rgb_hwc_u8
-        decoded += 1
-    if decoded != chunk.num_real or window_thwc_u8 is None:
-        raise StagingError(f"chunk {chunk.index}: decoded {decoded} frames, expected {chunk.num_real}")
-    return write_staged_chunk(dir_uri, chunk, remover.remove(window_thwc_u8), storage_options=options)

@@ -21,33 +21,20 @@ a frame no mask touches is passed through without any arithmetic at all.
 chunks it reads, each written with its source pts. A frame no mask touches goes to the
 encoder in the decoder's own YUV (never converted to RGB); a touched frame is composited
 in RGB over the masks' box only, and only the touched pixels replace the decoder's YUV.
-``stitch_video`` is the single-process driver (tests, benchmarks): one sequential decode
-feeding all segments in order, staged chunks loaded when first needed and released as
-soon as no later segment reads them, then ``mux``.
+The job's ``stitch_segment`` task (clear_ray/pipeline/tasks.py) runs it once per segment.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 import queue
-import tempfile
 import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generator, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from clear_ray.chunking import (
-    BlendKind,
-    Chunk,
-    Segment,
-    blend_weights,
-    last_segment_needing,
-    plan_segments,
-)
-from clear_ray.staging import StagedChunk, StagedFrame, read_staged_chunk, staged_chunk_uri
+from clear_ray.chunking import Segment
+from clear_ray.staging import StagedChunk, StagedFrame
 
 if TYPE_CHECKING:
     from clear_ray.media import VideoInfo
@@ -242,85 +229,3 @@ def prefetched(items: Iterator[Any], depth: int) -> Generator[Any, None, None]:
             except queue.Empty:
                 pass
         worker.join()
-
-
-@dataclass(frozen=True)
-class StitchReport:
-    out_uri: str
-    num_frames: int
-    num_segments: int
-    max_chunks_in_memory: int
-    max_staged_bytes_in_memory: int
-
-
-def stitch_video(source_uri: str, out_uri: str, chunks: Sequence[Chunk], staging_dir_uri: str, *,
-                 info: "VideoInfo | None" = None, frame_pts: Sequence[int] | np.ndarray | None = None,
-                 blend: BlendKind = "cosine", crf: int = 17, preset: str = "medium", threads: int = 1,
-                 decode_threads: int = 1, segment_frames: int = 1,
-                 release: Callable[[int], None] | None = None, work_dir: str | None = None,
-                 storage_options: Mapping[str, Any] | None = None,
-                 staged_ready: Callable[[int], None] | None = None) -> StitchReport:
-    """Stitch a video whose chunks are staged under ``staging_dir_uri`` and mux it to ``out_uri``.
-
-    Segments are encoded in order into a temporary directory (under ``work_dir`` if given);
-    each staged chunk is read when first needed and, once the last segment reading it is
-    encoded, dropped from memory and passed to ``release`` (e.g. to delete it). Those
-    segment files are not durable: a process that dies before ``mux`` must restage what
-    it released (the distributed driver releases only after a segment is stored).
-    ``threads`` are the encoder's; the source is decoded in a thread of its own with
-    ``decode_threads`` (one keeps well ahead of x264; frame threads only add CPU time).
-    ``staged_ready(j)``, if given, is called before chunk j is first read and may block
-    until it is staged: a caller that stages chunks concurrently (as the distributed
-    pipeline does) has segment k encoded while later chunks are still being removed."""
-    from clear_ray.media import SegmentEncoder, frame_timestamps, iter_frames, mux, probe
-
-    options = dict(storage_options or {})
-    if info is None:
-        info = probe(source_uri, storage_options=options or None)
-    if frame_pts is None:
-        frame_pts = frame_timestamps(source_uri, storage_options=options or None)
-    frame_pts = np.asarray(frame_pts, dtype=np.int64)
-    num_frames = len(frame_pts)
-    if not chunks or chunks[0].start != 0 or chunks[-1].stop != num_frames:
-        raise StitchError(f"the chunk plan covers [{chunks[0].start if chunks else 0}, "
-                          f"{chunks[-1].stop if chunks else 0}) but the source has {num_frames} frames")
-    weights = blend_weights(chunks, num_frames, blend)
-    segments = plan_segments(chunks, num_frames, segment_frames)
-    last_reader = last_segment_needing(segments)
-
-    # One sequential decode feeds every segment in turn: re-seeking per segment would
-    # decode up to a whole GOP again for each one.
-    source_frames = prefetched(iter_frames(source_uri, 0, num_frames, start_pts=int(frame_pts[0]), info=info,
-                                           timestamps=frame_pts, storage_options=options or None,
-                                           threads=decode_threads),
-                               depth=PREFETCH_FRAMES)
-    with tempfile.TemporaryDirectory(prefix="cr-stitch-", dir=work_dir) as scratch, \
-            contextlib.closing(source_frames):
-        segment_paths: list[str] = []
-        loaded: dict[int, StagedChunk] = {}
-        max_chunks = max_bytes = 0
-        for segment in segments:
-            for j in segment.chunk_indices:
-                if j not in loaded:
-                    if staged_ready is not None:
-                        staged_ready(j)
-                    staged = read_staged_chunk(staged_chunk_uri(staging_dir_uri, j),
-                                               storage_options=options or None)
-                    if (staged.chunk.start, staged.chunk.stop) != (chunks[j].start, chunks[j].stop):
-                        raise StitchError(f"staged chunk {j} is {staged.chunk}, the plan says {chunks[j]}")
-                    loaded[j] = staged
-            max_chunks = max(max_chunks, len(loaded))
-            max_bytes = max(max_bytes, sum(s.nbytes for s in loaded.values()))
-            path = os.path.join(scratch, f"segment-{segment.index:06d}.mp4")
-            with SegmentEncoder(path, info, crf=crf, preset=preset, threads=threads) as encoder:
-                stitch_segment(source_uri, info, segment, loaded, weights, encoder, frame_pts=frame_pts,
-                               source_frames=source_frames)
-            segment_paths.append(path)
-            for j in [j for j in loaded if last_reader[j] == segment.index]:
-                del loaded[j]
-                if release is not None:
-                    release(j)
-        mux(segment_paths, source_uri, out_uri, info, storage_options=options or None,
-            segment_storage_options={})
-    return StitchReport(out_uri=out_uri, num_frames=num_frames, num_segments=len(segments),
-                        max_chunks_in_memory=max_chunks, max_staged_bytes_in_memory=max_bytes)

@@ -1,4 +1,5 @@
-"""End to end on real files: plan -> decode chunk -> remove -> stage -> stitch_video -> mux.
+"""End to end on real files through the job's own stages, in one process: plan -> remove
+(decode chunk, remover, stage) -> stitch segments -> mux (clear_ray.testing.stages).
 
 Generated clips cover the factors pairwise (every feasible pair of values appears in
 some case; a test below checks that claim), the frame-index test proves every output
@@ -17,35 +18,30 @@ import numpy as np
 import pytest
 
 from clear_ray.chunking import plan_chunks, plan_segments
+from clear_ray.config import RemoveJobConfig, load_config
 from clear_ray.media import decode, frame_timestamps, output_extension, probe
+from clear_ray.pipeline.layout import VideoStaging
 from clear_ray.removers.base import RemovalResult
-from clear_ray.removers.identity import IdentityRemover
-from clear_ray.staging import delete_staged_chunk, list_staged_chunks, remove_and_stage, staged_chunk_uri
-from clear_ray.stitch import stitch_video
+from clear_ray.staging import list_staged_chunks
 from clear_ray.testing.clips import ClipSpec, ffmpeg_exe, write_clip
+from clear_ray.testing.stages import run_stages
+
+IDENTITY = None  # the identity backend; else a "module:Class" remover plugin
 
 
-def run_pipeline(source: Path, work: Path, remover, chunk_size: int, overlap: int, *,
+def run_pipeline(source: Path, work: Path, plugin: str | None, chunk_size: int, overlap: int, *,
                  crf: int = 17, preset: str = "ultrafast") -> tuple[Path, object]:
-    """The single-process pipeline; staged chunks are deleted as soon as they are released."""
-    source_uri = str(source)
-    info = probe(source_uri)
-    frame_pts = frame_timestamps(source_uri)
-    chunks = plan_chunks(info.num_frames, chunk_size, overlap)
-    staging_dir = str(work / "staging")
-    for chunk in chunks:
-        remove_and_stage(source_uri, chunk, remover, staging_dir, info=info, frame_pts=frame_pts)
-    released: list[int] = []
-
-    def release(chunk_index: int) -> None:
-        released.append(chunk_index)
-        delete_staged_chunk(staged_chunk_uri(staging_dir, chunk_index))
-
-    out = work / f"out{output_extension(info)}"
-    report = stitch_video(source_uri, str(out), chunks, staging_dir, info=info, frame_pts=frame_pts,
-                          crf=crf, preset=preset, release=release)
-    assert sorted(released) == [c.index for c in chunks]  # each exactly once
-    assert list_staged_chunks(staging_dir) == {}
+    """The job's stages in this process; staged chunks are deleted as soon as they are released.
+    One segment per chunk start: many independently encoded pieces, joined by the mux."""
+    config = load_config(RemoveJobConfig, env={}, overrides={
+        "src": str(source), "dst": str(work / "dst"), "remover.backend": "identity", "remover.plugin": plugin,
+        "chunking.chunk_size": chunk_size, "chunking.overlap": overlap, "chunking.segment_frames": 1,
+        "output.crf": crf, "output.preset": preset})
+    staging_root = str(work / "staging")
+    out = work / f"out{output_extension(probe(str(source)))}"
+    report = run_stages(config, str(source), str(out), staging_root)
+    assert report.reused_chunks == 0
+    assert list_staged_chunks(VideoStaging(staging_root).chunks_dir) == {}  # every chunk released
     return out, report
 
 
@@ -138,7 +134,7 @@ def test_identity_round_trip(case, tmp_path):
     frames = case[0]
     source = write_clip(tmp_path / f"src.{'mkv' if case[4] == 'mkv-rich' else 'mp4'}", _spec(*case))
     chunk_size, overlap = _chunking_for(frames, CASES.index(case))
-    out, report = run_pipeline(source, tmp_path, IdentityRemover(), chunk_size, overlap)
+    out, report = run_pipeline(source, tmp_path, IDENTITY, chunk_size, overlap)
 
     src_info, out_info = probe(str(source)), probe(str(out))
     assert out.suffix == source.suffix  # the container family is kept
@@ -157,14 +153,14 @@ def test_identity_round_trip(case, tmp_path):
     worst = min(_luma_psnr(a, b) for a, b in zip(src_frames, out_frames))
     assert worst >= 35, f"worst frame luma PSNR {worst:.1f} dB"
     if frames >= 200:
-        # Streaming: never more than the chunks of one segment held at once.
+        # Staging stays bounded: never more than one segment's chunks staged at once.
         segments = plan_segments(plan_chunks(frames, chunk_size, overlap), frames)
-        assert report.max_chunks_in_memory <= max(len(s.chunk_indices) for s in segments) + 1
+        assert report.max_staged_chunks <= max(len(s.chunk_indices) for s in segments) + 1
 
 
 @pytest.mark.slow
 def test_natural_footage_psnr_at_default_crf(natural_clip, tmp_path):
-    out, _ = run_pipeline(Path(natural_clip), tmp_path, IdentityRemover(), 81, 16, preset="medium")
+    out, _ = run_pipeline(Path(natural_clip), tmp_path, IDENTITY, 81, 16, preset="medium")
     info = probe(str(natural_clip))
     src_frames, out_frames = decode(str(natural_clip), 0, info.num_frames), decode(str(out), 0, info.num_frames)
     mse = np.mean((src_frames.astype(np.float64) - out_frames.astype(np.float64)) ** 2)
@@ -222,6 +218,9 @@ class BarcodeStampRemover:
     name: ClassVar[str] = "barcode-stamp"
     wants_gpu: ClassVar[bool] = False
 
+    def __init__(self, config=None, device: str = "cpu"):
+        pass
+
     def fingerprint(self) -> str:
         return "barcode-stamp-v1"
 
@@ -246,7 +245,7 @@ def test_every_output_frame_is_its_source_frame(tmp_path, frames, vfr, chunk_siz
     chunks = plan_chunks(frames, chunk_size, overlap)
     if frames > chunk_size:
         assert max(len(s.chunk_indices) for s in plan_segments(chunks, frames)) >= 3
-    out, _ = run_pipeline(source, tmp_path, BarcodeStampRemover(), chunk_size, overlap)
+    out, _ = run_pipeline(source, tmp_path, "tests.test_round_trip:BarcodeStampRemover", chunk_size, overlap)
 
     out_frames = decode(str(out), 0, frames)
     assert len(out_frames) == frames
@@ -277,7 +276,7 @@ def test_identity_at_crf0_returns_the_sources_yuv_exactly(spec, tmp_path):
     the whole pipeline (chunks, staging, segments, mux) a lossless encode gives back
     every sample of every frame."""
     source = write_clip(tmp_path / f"src.{spec.container}", spec)
-    out, _ = run_pipeline(source, tmp_path, IdentityRemover(), 9, 4, crf=0)
+    out, _ = run_pipeline(source, tmp_path, IDENTITY, 9, 4, crf=0)
     source_planes, out_planes = _stored_planes(source), _stored_planes(out)
     assert len(out_planes) == len(source_planes) == spec.frames
     for src, got in zip(source_planes, out_planes):

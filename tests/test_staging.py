@@ -179,28 +179,3 @@ def test_s3_write_read_list_delete(s3_server, s3_bucket):
     assert sorted(list_staged_chunks(staging_dir, storage_options=options)) == [c.index for c in chunks[1:]]
     delete_staged_dir(staging_dir, storage_options=options)
     assert list_staged_chunks(staging_dir, storage_options=options) == {}
-
-
-def test_remove_and_stage_feeds_the_padded_window(make_clip, tmp_path):
-    from clear_ray.chunking import chunk_source_indices
-    from clear_ray.media import decode, frame_timestamps, probe
-    from clear_ray.staging import remove_and_stage
-
-    source = str(make_clip("src.mp4", frames=7, audio_tracks=0))
-    info, pts = probe(source), frame_timestamps(source)
-    (chunk,) = plan_chunks(7, 21, 4)  # 7 real frames reflection-padded to 9
-    seen = []
-
-    class Recording:
-        def remove(self, frames_thwc_u8):
-            seen.append(frames_thwc_u8.copy())
-            mask = np.zeros(frames_thwc_u8.shape[:3], np.float32)
-            mask[:, :4] = 1.0
-            return RemovalResult(frames_thwc_u8, mask)
-
-    uri = remove_and_stage(source, chunk, Recording(), str(tmp_path), info=info, frame_pts=pts)
-    decoded = decode(source, 0, 7)
-    assert np.array_equal(seen[0], decoded[chunk_source_indices(chunk)])
-    staged = read_staged_chunk(uri)
-    assert len(staged.frames) == 7
-    assert np.array_equal(staged.frames[6].pixels_mc_u8, decoded[6, :4].reshape(-1, 3))

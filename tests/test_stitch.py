@@ -184,26 +184,29 @@ def test_prefetched_keeps_order_propagates_errors_and_stops_early():
     assert closed == [True]
 
 
-def _stage_identity(source, staging_dir, chunks, storage_options=None):
-    from clear_ray.media import frame_timestamps, probe
-    from clear_ray.removers.identity import IdentityRemover
-    from clear_ray.staging import remove_and_stage
+def _config(source, plugin=None, storage=None, **overrides):
+    from clear_ray.config import RemoveJobConfig, load_config
 
-    info, pts = probe(str(source)), frame_timestamps(str(source))
-    for chunk in chunks:
-        remove_and_stage(str(source), chunk, IdentityRemover(), staging_dir, info=info, frame_pts=pts,
-                         storage_options=storage_options)
-    return info, pts
+    settings = {"src": str(source), "dst": "unused", "remover.backend": "identity", "remover.plugin": plugin,
+                "chunking.chunk_size": 9, "chunking.overlap": 4, "output.preset": "ultrafast", **overrides}
+    if storage is not None:
+        settings.update({"storage.endpoint_url": storage.endpoint_url, "storage.region": "us-east-1",
+                         "storage.access_key_id": storage.access_key, "storage.secret_access_key": storage.secret_key})
+    return load_config(RemoveJobConfig, env={}, overrides=settings)
 
 
 def test_stitch_refuses_missing_or_mismatched_chunks(make_clip, tmp_path):
-    from clear_ray.media import SegmentEncoder
+    from clear_ray.media import SegmentEncoder, VideoInfo
+    from clear_ray.pipeline.layout import VideoStaging
     from clear_ray.staging import read_staged_chunk, staged_chunk_uri
-    from clear_ray.stitch import StitchError, stitch_segment, stitch_video
+    from clear_ray.stitch import StitchError, stitch_segment
+    from clear_ray.testing.stages import stage_chunks
 
     source = make_clip("src.mp4", frames=30, audio_tracks=0)
     chunks = plan_chunks(30, 9, 4)
-    info, pts = _stage_identity(source, str(tmp_path / "st"), chunks)
+    staging = VideoStaging(str(tmp_path / "st"))
+    plan = stage_chunks(_config(source), str(source), staging.root)
+    info, pts = VideoInfo.model_validate(plan["info"]), plan["frame_pts"]
     segment = plan_segments(chunks, 30)[1]
     weights = blend_weights(chunks, 30)
     encoder = SegmentEncoder(tmp_path / "seg.mp4", info, preset="ultrafast")
@@ -211,43 +214,30 @@ def test_stitch_refuses_missing_or_mismatched_chunks(make_clip, tmp_path):
         stitch_segment(str(source), info, segment, {}, weights, encoder, frame_pts=pts)
     small = stage_result(chunks[0], RemovalResult(np.zeros((9, 8, 8, 3), np.uint8),
                                                   np.zeros((9, 8, 8), np.float32)))
-    staged = {j: read_staged_chunk(staged_chunk_uri(str(tmp_path / "st"), j)) for j in segment.chunk_indices}
+    staged = {j: read_staged_chunk(staged_chunk_uri(staging.chunks_dir, j)) for j in segment.chunk_indices}
     staged[0] = small
     with pytest.raises(StitchError, match="8x8"):
         stitch_segment(str(source), info, segment, staged, weights, encoder, frame_pts=pts)
     with pytest.raises(ValueError, match="no frames"):  # refused before any frame was written
         encoder.close()
     assert not (tmp_path / "seg.mp4").exists()
-    with pytest.raises(StitchError, match="30 frames"):
-        stitch_video(str(source), str(tmp_path / "out.mp4"), plan_chunks(25, 9, 4), str(tmp_path / "st"),
-                     info=info, frame_pts=pts)
-    assert not (tmp_path / "out.mp4").exists()
 
 
-def test_stitch_video_with_staging_on_s3(make_clip, tmp_path, s3_server, s3_bucket):
+def test_the_job_stages_with_staging_on_s3(make_clip, tmp_path, s3_server, s3_bucket):
     from clear_ray.media import frame_timestamps
-    from clear_ray.staging import delete_staged_chunk, list_staged_chunks, staged_chunk_uri
-    from clear_ray.stitch import stitch_video
+    from clear_ray.pipeline.layout import VideoStaging
+    from clear_ray.staging import list_staged_chunks
+    from clear_ray.testing.stages import run_stages
 
     options = s3_server.storage_options()
     source = make_clip("src.mp4", frames=40, audio_tracks=1)
-    chunks = plan_chunks(40, 9, 4)
-    staging_dir = f"{s3_bucket}/_staging/src/identity"
-    info, pts = _stage_identity(source, staging_dir, chunks, storage_options=options)
-    assert sorted(list_staged_chunks(staging_dir, storage_options=options)) == [c.index for c in chunks]
-    released = []
-
-    def release(j):
-        # Released in order: nothing after this chunk's last reader is gone yet.
-        released.append(j)
-        delete_staged_chunk(staged_chunk_uri(staging_dir, j), storage_options=options)
-
-    report = stitch_video(str(source), str(tmp_path / "out.mp4"), chunks, staging_dir, info=info, frame_pts=pts,
-                          preset="ultrafast", release=release, storage_options=options)
-    assert released == sorted(released) == [c.index for c in chunks]
-    assert list_staged_chunks(staging_dir, storage_options=options) == {}
+    staging = VideoStaging(f"{s3_bucket}/_staging/src/identity")
+    config = _config(source, storage=s3_server, **{"chunking.segment_frames": 1})
+    report = run_stages(config, str(source), str(tmp_path / "out.mp4"), staging.root)
+    assert report.num_chunks == len(plan_chunks(40, 9, 4)) and report.num_segments == report.num_chunks
+    assert list_staged_chunks(staging.chunks_dir, storage_options=options) == {}  # all released
     assert report.num_frames == 40
-    assert np.array_equal(frame_timestamps(str(tmp_path / "out.mp4")), pts)
+    assert np.array_equal(frame_timestamps(str(tmp_path / "out.mp4")), frame_timestamps(str(source)))
 
 
 class _BandRemover:
@@ -255,6 +245,9 @@ class _BandRemover:
 
     name = "band"
     wants_gpu = False
+
+    def __init__(self, config=None, device="cpu"):
+        pass
 
     def fingerprint(self) -> str:
         return "band-v1"
@@ -271,17 +264,11 @@ def test_stitch_keeps_the_decoders_yuv_outside_the_masks(make_clip, tmp_path):
     in the masked rows (and the chroma rows they share), which hold the removed grey."""
     import av
 
-    from clear_ray.media import frame_timestamps, probe
-    from clear_ray.staging import remove_and_stage
-    from clear_ray.stitch import stitch_video
+    from clear_ray.testing.stages import run_stages
 
     source = make_clip("src.mp4", frames=24, preset="medium", gop=10, audio_tracks=0)
-    info, pts = probe(str(source)), frame_timestamps(str(source))
-    chunks = plan_chunks(24, 9, 4)
-    for chunk in chunks:
-        remove_and_stage(str(source), chunk, _BandRemover(), str(tmp_path / "st"), info=info, frame_pts=pts)
-    stitch_video(str(source), str(tmp_path / "out.mp4"), chunks, str(tmp_path / "st"), info=info, frame_pts=pts,
-                 crf=0, preset="ultrafast")
+    config = _config(source, "tests.test_stitch:_BandRemover", **{"output.crf": 0, "chunking.segment_frames": 1})
+    run_stages(config, str(source), str(tmp_path / "out.mp4"), str(tmp_path / "st"))
 
     def planes(path):
         with av.open(str(path)) as container:

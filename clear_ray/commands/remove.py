@@ -25,7 +25,12 @@ FLAGS: dict[str, tuple[str, dict]] = {
     "--address": ("ray.address", {"help": "connect to an existing Ray cluster instead of starting one"}),
     "--num-gpus-per-actor": ("ray.num_gpus_per_actor", {"type": float}),
     "--num-cpus-per-actor": ("ray.num_cpus_per_actor", {"type": float}),
+    "--min-actors": ("ray.min_actors", {"type": int}),
     "--max-actors": ("ray.max_actors", {"type": int}),
+    "--allow-cpu-fallback": ("ray.allow_cpu_fallback", {"action": "store_const", "const": True,
+                                                        "help": "run a GPU backend on CPU when the cluster has no GPU"}),
+    "--shared-filesystem": ("ray.shared_filesystem", {"action": "store_const", "const": True,
+                                                      "help": "local SRC/DST are mounted on every node of the cluster"}),
     "--quiet": ("quiet", {"action": "store_const", "const": True, "help": "only errors and the summary (cron)"}),
     "--model-dir": ("remover.clear.model_dir", {"metavar": "DIR", "help": "Wan2.1-Fun-V1.1-1.3B-Control files"}),
     "--lora": ("remover.clear.lora", {"metavar": "FILE", "help": "CLEAR LoRA checkpoint"}),
@@ -61,11 +66,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from clear_ray.catalog import CatalogError
     from clear_ray.pipeline import run_remove_job
+    from clear_ray.pipeline.resources import ClusterUnsuitable
     from clear_ray.removers.base import RemoverSetupError
 
     try:
         summary = run_remove_job(config)
-    except (CatalogError, RemoverSetupError, NotImplementedError) as error:
+    except (CatalogError, RemoverSetupError, NotImplementedError, ClusterUnsuitable) as error:
         raise CommandError(str(error).splitlines()[0], exit_code=2) from None
     return summary.exit_code
 

@@ -1,10 +1,12 @@
-"""The driver's per-video bookkeeping: turn the stream of denoised chunks into finished videos.
+"""The driver's per-video bookkeeping: turn the stream of removed chunks into finished videos.
 
 As rows arrive, a video's segment is dispatched (a Ray task) as soon as every chunk it
 reads is staged; a staged chunk is deleted once every segment reading it is encoded; when
 all segments exist the mux task writes the final file; then the manifest row is written
 and the staging directory removed. This replaces a ``groupby`` barrier, so the first
-videos finish while later ones are still being denoised.
+videos finish while later ones are still being removed. Chunks arrive one per block, in
+whatever order the actor pool finishes them, so the first segments of a long video are
+encoded while its later chunks are still being removed on other actors.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ class VideoProgress:
     muxing: bool = False
     finished: bool = False
     failed: bool = False
-    seconds: dict[str, float] = field(default_factory=lambda: {"plan": 0.0, "denoise": 0.0, "stitch": 0.0, "mux": 0.0})
+    chunk_nodes: dict[int, str] = field(default_factory=dict)  # chunk index -> Ray node that staged it
+    reused_chunks: set[int] = field(default_factory=set)  # found staged by the actor: not recomputed
+    seconds: dict[str, float] = field(default_factory=lambda: {"plan": 0.0, "remove": 0.0, "stitch": 0.0, "mux": 0.0})
 
 
 class Assembler:
@@ -78,8 +82,12 @@ class Assembler:
             elif kind == "plan":
                 self._on_plan(progress, row)
             elif kind == "chunk":
-                progress.staged.add(int(row["chunk_index"]))
-                progress.seconds["denoise"] += float(row["seconds"])
+                index = int(row["chunk_index"])
+                progress.staged.add(index)
+                progress.seconds["remove"] += float(row["seconds"])
+                progress.chunk_nodes[index] = str(row.get("node_id") or "")
+                if row.get("reused"):
+                    progress.reused_chunks.add(index)
             self._advance(progress)
         except Exception as error:  # e.g. the plan cannot be read back: this video only
             if not progress.finished:
@@ -187,7 +195,7 @@ class Assembler:
             run_id=self.run_id, finished_at=time.time(), input_uri=video.uri, rel_path=video.rel_path,
             input_fingerprint=video.fingerprint, model_fingerprint=self.model_fingerprint,
             config_fingerprint=self.config_fingerprint, status=status, backend=self.backend,
-            seconds_plan=progress.seconds["plan"], seconds_denoise=progress.seconds["denoise"],
+            seconds_plan=progress.seconds["plan"], seconds_denoise=progress.seconds["remove"],
             seconds_stitch=progress.seconds["stitch"], seconds_mux=progress.seconds["mux"],
             seconds_total=time.monotonic() - progress.started, **fields)
 

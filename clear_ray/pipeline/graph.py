@@ -1,11 +1,12 @@
-"""The Ray Data graph: catalog rows → plan (flat_map) → denoise (actor pool). Composition only."""
+"""The Ray Data graph: catalog rows → plan (flat_map) → one chunk per block → remove (actor
+pool). Composition only."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from clear_ray.config import RemoveJobConfig
+from clear_ray.pipeline.resources import ResourcePlan
 
 log = logging.getLogger(__name__)
 
@@ -20,55 +21,27 @@ def connect(config: RemoveJobConfig) -> None:
              logging_level=logging.WARNING if config.quiet else logging.INFO)
 
 
-@dataclass(frozen=True)
-class ResourcePlan:
-    actor_gpus: float
-    actor_cpus: float
-    min_actors: int
-    max_actors: int
-    task_cpus: float  # each plan / stitch / mux task
-
-
-def plan_resources(config: RemoveJobConfig, cluster: dict[str, float]) -> ResourcePlan:
-    """How many remover actors, with what resources, for this backend on this cluster.
-
-    A GPU backend gets one GPU per actor when the cluster has GPUs; on a cluster without
-    any (a laptop) it runs on CPU actors instead of waiting forever for a GPU. Actors never
-    take the last CPU (up to one, or half of a 1-CPU cluster): planning, stitching and
-    muxing need it, or the actors would wait forever for input and no video would finish
-    before the last chunk was denoised.
-    """
-    from clear_ray.removers import backend_wants_gpu
-
-    ray_config = config.ray
-    gpus = float(cluster.get("GPU", 0))
-    cpus = float(cluster.get("CPU", 1))
-    reserve = min(1.0, cpus / 2)
-    if ray_config.num_gpus_per_actor is not None:
-        actor_gpus = ray_config.num_gpus_per_actor if gpus > 0 else 0.0
-    else:
-        actor_gpus = 1.0 if backend_wants_gpu(config.remover) and gpus >= 1 else 0.0
-    actor_cpus = min(ray_config.num_cpus_per_actor, cpus - reserve)
-    fits_cpu = int((cpus - reserve) // actor_cpus)
-    fits = min(fits_cpu, int(gpus // actor_gpus)) if actor_gpus > 0 else fits_cpu
-    max_actors = max(1, min(fits, ray_config.max_actors or fits))
-    return ResourcePlan(actor_gpus=actor_gpus, actor_cpus=actor_cpus, min_actors=min(ray_config.min_actors, max_actors),
-                        max_actors=max_actors, task_cpus=reserve)
-
-
 def build_dataset(config: RemoveJobConfig, catalog_rows: list[dict], resources: ResourcePlan):
     import ray
     import ray.data
 
-    from clear_ray.pipeline.denoise_stage import RemoverActor
     from clear_ray.pipeline.plan_stage import PlanVideo
+    from clear_ray.pipeline.remove_stage import RemoverActor
 
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = not config.quiet
+    # An actor that dies while loading the model (OOM, a flaky GPU) is replaced rather
+    # than ending the run; a remover that can never load still fails after a few deaths.
+    context.max_consecutive_actor_init_deaths = config.ray.max_actor_init_deaths
 
     # One block per video: probing and planning run in parallel, one task per video.
     dataset = ray.data.from_items(catalog_rows, override_num_blocks=max(1, len(catalog_rows)))
     dataset = dataset.flat_map(PlanVideo(config), num_cpus=resources.task_cpus / 2)
+    # Ray Data schedules blocks: without this every chunk of a video would stay in its
+    # video's block, run on one actor one after another, and reach the driver only when
+    # the whole video is done. One row per block spreads a long video's chunks over the
+    # whole pool and streams each chunk's row back as soon as it is staged.
+    dataset = dataset.repartition(target_num_rows_per_block=1)
     return dataset.map_batches(
         RemoverActor,
         fn_constructor_kwargs={"config": config, "num_cpus": resources.actor_cpus},

@@ -27,6 +27,10 @@ class JobSummary:
     run_id: str
     rows: list[ManifestRow] = field(default_factory=list)
     seconds: float = 0.0
+    # rel_path -> chunk index -> Ray node id that staged it, for the chunks computed or
+    # reused in this run (where the work ran; tests check the spread over nodes).
+    chunk_nodes: dict[str, dict[int, str]] = field(default_factory=dict)
+    seconds_ray_start: float | None = None  # connecting to / starting the Ray cluster
 
     def count(self, status: str) -> int:
         return sum(1 for row in self.rows if row.status == status)
@@ -89,25 +93,40 @@ def run_remove_job(config: RemoveJobConfig) -> JobSummary:
     # 2. Denoise and assemble on Ray.
     if to_process:
         reporter.starting(len(to_process), len(videos), backend)
-        _run_on_ray(config, to_process, dict(run_id=run_id, model_fingerprint=model_fp,
+        summary.seconds_ray_start = _run_on_ray(config, to_process, dict(run_id=run_id, model_fingerprint=model_fp,
                                              config_fingerprint=config_fp, backend=backend, record=record))
+        summary.chunk_nodes = {p.video.rel_path: dict(p.chunk_nodes) for p in to_process.values()}
 
     # 3. One Parquet file for this run (and any killed run's pending rows); no empty
     #    staging left behind.
     manifest.compact()
     _drop_stale_staging(config.dst, {p.video.key for p in to_process.values() if not _finished_ok(p)}, options)
     summary.seconds = time.monotonic() - started
-    reporter.summary(summary.rows, backend=backend, seconds=summary.seconds)
+    reporter.summary(summary.rows, backend=backend, seconds=summary.seconds, ray_start_s=summary.seconds_ray_start)
     return summary
 
 
-def _run_on_ray(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler_args: dict) -> None:
-    import ray
+def _run_on_ray(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler_args: dict) -> float:
+    """Remove and assemble ``videos`` on Ray; returns the seconds taken to reach the cluster."""
+    from clear_ray.pipeline.graph import connect
+    from clear_ray.pipeline.resources import is_fixed_size, release_resource_request, settle_resources
 
-    from clear_ray.pipeline.graph import build_dataset, connect, plan_resources
-
+    fixed_size = is_fixed_size(config)
+    started = time.monotonic()
     connect(config)
-    resources = plan_resources(config, ray.cluster_resources())
+    ray_start_s = time.monotonic() - started
+    resources = settle_resources(config, fixed_size=fixed_size)
+    try:
+        _stream(config, videos, assembler_args, resources)
+    finally:
+        if not fixed_size:
+            release_resource_request()
+    return ray_start_s
+
+
+def _stream(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler_args: dict, resources) -> None:
+    from clear_ray.pipeline.graph import build_dataset
+
     assembler = Assembler(config, videos, task_cpus=resources.task_cpus, **assembler_args)
     dataset = build_dataset(config, [
         {"uri": p.video.uri, "video_key": key, "staging_root": p.staging.root} for key, p in videos.items()],

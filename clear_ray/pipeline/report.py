@@ -30,13 +30,16 @@ class Reporter:
             self._print(f"[{done_so_far}/{total}] done {row.rel_path} -> {row.output_uri} "
                         f"({frames}{row.seconds_total or 0:.1f} s)")
 
-    def summary(self, rows: Sequence[ManifestRow], *, backend: str, seconds: float) -> None:
-        self._print(summary_table(rows, backend=backend, seconds=seconds))
+    def summary(self, rows: Sequence[ManifestRow], *, backend: str, seconds: float,
+                ray_start_s: float | None = None) -> None:
+        self._print(summary_table(rows, backend=backend, seconds=seconds, ray_start_s=ray_start_s))
 
 
-def summary_table(rows: Sequence[ManifestRow], *, backend: str, seconds: float) -> str:
+def summary_table(rows: Sequence[ManifestRow], *, backend: str, seconds: float,
+                  ray_start_s: float | None = None) -> str:
     counts = Counter(row.status for row in rows)
-    lines = [f"clear-ray remove: {len(rows)} inputs in {seconds:.1f} s (backend {backend})",
+    start = f", Ray start-up {ray_start_s:.1f} s" if ray_start_s is not None else ""
+    lines = [f"clear-ray remove: {len(rows)} inputs in {seconds:.1f} s (backend {backend}{start})",
              f"  {'status':<12}{'count':>7}"]
     for status in ("done", "skipped", "failed", "quarantined"):
         lines.append(f"  {status:<12}{counts.get(status, 0):>7}")

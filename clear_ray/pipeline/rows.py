@@ -3,7 +3,9 @@
 All rows share one schema so Arrow blocks concatenate cleanly. ``kind`` says what a row is:
 - ``plan``: one per video, after probing; ``detail`` holds JSON (staged chunks, done segments).
   Chunk rows carry the VideoInfo JSON in ``detail`` so the actor need not re-read headers.
-- ``chunk``: one window to denoise; after the actor, ``seconds`` is its processing time.
+- ``chunk``: one window to remove subtitles from; after the actor, ``seconds`` is its
+  processing time, ``node_id`` the Ray node it ran on, ``reused`` whether its result was
+  found already staged (then it was not computed again).
 - ``failed``: the video failed (``error`` is one line, ``error_kind`` input/transient).
 """
 
@@ -25,6 +27,8 @@ ROW_DEFAULTS: dict[str, Any] = {
     "error": "",
     "error_kind": "",
     "seconds": 0.0,
+    "node_id": "",
+    "reused": False,
     "detail": "",  # JSON text: plan rows carry resume state, chunk rows the VideoInfo
 }
 

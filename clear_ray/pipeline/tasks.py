@@ -59,17 +59,11 @@ def mux_video(config: RemoveJobConfig, input_uri: str, staging_root: str, output
     staging = VideoStaging(staging_root)
     plan = read_plan(staging, options)
     info = VideoInfo.model_validate(plan["info"])
-    with tempfile.TemporaryDirectory(prefix="cr-mux-") as scratch:
-        segment_paths = []
-        for k in range(len(plan["segments"])):
-            uri = staging.segment_uri(k)
-            if storage.is_remote(uri):
-                local = os.path.join(scratch, f"segment-{k:06d}.mp4")
-                fs, path = storage.filesystem(uri, options)
-                fs.get_file(path, local)
-                uri = local
-            segment_paths.append(uri)
-        mux(segment_paths, input_uri, output_uri, info, storage_options=options)
+    # Segments are read where they are staged (S3 ranges or the shared filesystem), one at
+    # a time: the local disk holds at most the output being written, never a second copy
+    # of the whole film.
+    segment_uris = [staging.segment_uri(k) for k in range(len(plan["segments"]))]
+    mux(segment_uris, input_uri, output_uri, info, storage_options=options)
     if comparison_uri:
         write_comparison(input_uri, output_uri, comparison_uri, storage_options=options)
     return {"seconds": time.perf_counter() - started, "frames": info.num_frames, "fps": info.fps,

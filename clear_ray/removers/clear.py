@@ -7,12 +7,21 @@ DiffSynth, so heavy imports stay inside functions.
 
 One chunk runs exactly as CLEAR's inference.py runs it (see ``clear_ray.models.denoise``).
 What differs is only when work happens: the prompt's T5 context is computed once per
-actor (then the 11 GB text encoder is freed) and the LoRA is fused into the DiT weights.
+actor (then the 11 GB text encoder is freed) and the LoRA is fused into the DiT weights;
+and, on a GPU, the fast path of ``clear_ray.models.fast_path`` (fastest exact attention
+kernel, float32 RoPE, static-shape compilation, untiled VAE where it fits).
+
+``fingerprint()`` is the settings' fingerprint (what the driver computes) plus what this
+actor resolved at run time: device kind, dtype, attention kernel, RoPE precision, VAE
+tiling. Staged chunks carry it, so a resumed job on other hardware recomputes instead of
+mixing fp32-CPU and bf16-GPU chunks in one video.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 import logging
 from typing import TYPE_CHECKING, ClassVar
 
@@ -42,40 +51,79 @@ class ClearRemover:
     def __init__(self, config: "RemoverConfig", device: str = "cpu"):
         import torch
 
-        from clear_ray.models.denoise import NEGATIVE_PROMPT, ClearDenoiser
         from clear_ray.models.lora import fuse_lora, load_lora
-        from clear_ray.models.wan import encode_prompt, load_pipeline
+        from clear_ray.models.wan import load_pipeline
+
+        settings = config.clear
+        files = locate_model_files(settings.model_dir)
+        settings_fingerprint = clear_fingerprint(config)  # names a missing model dir / LoRA file first
+        lora = load_lora(settings.lora)  # a bad LoRA fails in a second, before GBs of weights load
+        dtype = getattr(torch, resolve_dtype_name(settings.dtype, str(device)))
+        pipe = load_pipeline(files, str(device), dtype)
+        self.lora_tensors_matched = fuse_lora(pipe.dit, lora, settings.lora_scale)
+        self.lora_ranks = lora.ranks
+        self._prepare(config, pipe, str(device), settings_fingerprint)
+
+    @classmethod
+    def from_pipeline(cls, config: "RemoverConfig", pipe: "object", device: str) -> "ClearRemover":
+        """A remover around an already assembled pipeline whose DiT carries its LoRA
+        (benchmarks build random real-size models straight on the GPU)."""
+        remover = cls.__new__(cls)
+        remover.lora_tensors_matched, remover.lora_ranks = 0, ()
+        remover._prepare(config, pipe, str(device), settings_fingerprint="in-memory pipeline")
+        return remover
+
+    def _prepare(self, config: "RemoverConfig", pipe: "object", device: str, settings_fingerprint: str) -> None:
+        """Everything after the weights are loaded: the prompt once, the fast path, the loop."""
+        import torch
+
+        from clear_ray.models.denoise import NEGATIVE_PROMPT, ClearDenoiser
+        from clear_ray.models.wan import encode_prompt
 
         settings = config.clear
         self.config = config
-        self._fingerprint = clear_fingerprint(config)  # also names a missing model dir / LoRA file
-        files = locate_model_files(settings.model_dir)
-        lora = load_lora(settings.lora)  # a bad LoRA fails in a second, before GBs of weights load
-        self.device = str(device)
-        self.dtype_name = resolve_dtype_name(settings.dtype, self.device)
-        dtype = getattr(torch, self.dtype_name)
-
-        pipe = load_pipeline(files, self.device, dtype)
+        self._fingerprint = settings_fingerprint
+        self.device = device
+        self.dtype_name = str(pipe.torch_dtype).removeprefix("torch.")
         context = encode_prompt(pipe, settings.prompt)
         negative_context = encode_prompt(pipe, NEGATIVE_PROMPT) if settings.cfg != 1.0 else None
         pipe.text_encoder = None  # the prompt is constant: its encoder is never needed again
         gc.collect()
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
-
-        self.lora_tensors_matched = fuse_lora(pipe.dit, lora, settings.lora_scale)
-        self.lora_ranks = lora.ranks
-        if settings.compile and self.device.startswith("cuda"):
-            pipe.compile_pipeline(mode="default", dynamic=True)  # regional: DiTBlock only
+        self.runtime = self._fast_path(pipe, settings)
         self._denoiser = ClearDenoiser(pipe, context, negative_context, steps=settings.steps, cfg=settings.cfg,
-                                       shift=settings.shift, seed=settings.seed, tiled=settings.tiled_vae,
+                                       shift=settings.shift, seed=settings.seed, tiled=self.runtime["vae_tiled"],
                                        reconstruct=config.composite and settings.mask.compare_to == "reconstruction")
+        self._runtime_fingerprint = runtime_fingerprint(self._fingerprint, self.runtime)
         self.last_timings: dict[str, float] = {}
-        log.info("CLEAR ready on %s (%s): %d LoRA tensors matched, fingerprint %s",
-                 self.device, self.dtype_name, self.lora_tensors_matched, self._fingerprint)
+        log.info("CLEAR ready on %s: %s, %d LoRA tensors matched, fingerprint %s",
+                 self.device, self.runtime, self.lora_tensors_matched, self._runtime_fingerprint)
+
+    def _fast_path(self, pipe, settings) -> dict:
+        """Set up the GPU fast path and return what was resolved (see fast_path)."""
+        from clear_ray.models.fast_path import attention_backend, compile_dit_static, resolve_vae_tiling, use_float32_rope
+
+        on_cuda = self.device.startswith("cuda")
+        float32_rope = settings.fast_rope and on_cuda
+        use_float32_rope(float32_rope)
+        if settings.compile and on_cuda:
+            compile_dit_static(pipe)  # regional: DiTBlock only
+        attention = pipe.dit.blocks[0].self_attn
+        return {
+            "device": self.device.split(":")[0], "dtype": self.dtype_name,
+            "attention": attention_backend(self.device, pipe.torch_dtype, attention.num_heads, attention.head_dim,
+                                           tokens=1024),
+            "rope": "float32" if float32_rope else "float64",
+            # The largest window this remover can get decides the tiling once, for every window.
+            "vae_tiled": resolve_vae_tiling(settings.tiled_vae, self.device, settings.max_area),
+            "compiled": bool(settings.compile and on_cuda),
+        }
 
     def fingerprint(self) -> str:
-        return self._fingerprint
+        """The settings' fingerprint and what this actor resolved at run time (dtype,
+        attention kernel, RoPE precision, VAE tiling)."""
+        return self._runtime_fingerprint
 
     def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
         from clear_ray.models.resolution import model_resolution, resize_frames
@@ -88,7 +136,10 @@ class ClearRemover:
         if num_frames % 4 != 1:
             raise ValueError(f"CLEAR takes 4n+1 frames per chunk (the VAE compresses time 4x), got {num_frames}")
         model_w, model_h = model_resolution(width, height, self.config.clear.max_area)
-        video, timings = self._denoiser(resize_frames(frames_thwc_u8, model_w, model_h))
+        from clear_ray.models.fast_path import attention_kernels
+
+        with attention_kernels(self.device):
+            video, timings = self._denoiser(resize_frames(frames_thwc_u8, model_w, model_h))
         output_thwc_u8 = video_to_u8(video, width, height)
         if self.config.composite:
             reconstruction = self._denoiser.last_reconstruction
@@ -99,6 +150,12 @@ class ClearRemover:
             mask_thw_f32 = np.ones(frames_thwc_u8.shape[:3], dtype=np.float32)
         self.last_timings = timings
         return RemovalResult(frames_thwc_u8=output_thwc_u8, mask_thw_f32=mask_thw_f32)
+
+
+def runtime_fingerprint(settings_fingerprint: str, runtime: dict) -> str:
+    """The settings' fingerprint extended by what an actor resolved at run time."""
+    blob = json.dumps({"settings": settings_fingerprint, "runtime": runtime}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def video_to_u8(video_bcthw: "torch.Tensor", width: int, height: int) -> np.ndarray:

@@ -11,6 +11,7 @@ Library API (also what training-pair generation uses):
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import zipfile
@@ -53,9 +54,7 @@ def plan_cues(rng: np.random.Generator, duration_s: float, language: str, split:
               pool: list[str] | None = None) -> list[Cue]:
     """Cues every 1-4 s (short gaps, sometimes none) of real ``language`` text from
     ``split``'s pool that ``face`` fully covers and that fit the frame."""
-    if pool is None:
-        pool = text_pool(language, split)
-    covered = [text for text in pool if face.covers(text)]
+    covered = list(_covered_pool(face, language, split)) if pool is None else [t for t in pool if face.covers(t)]
     if not covered:
         raise LayoutError(f"{face.family} covers none of the {language} {split} texts")
     max_width = MAX_WIDTH_FRAC * frame_width
@@ -76,6 +75,12 @@ def plan_cues(rng: np.random.Generator, duration_s: float, language: str, split:
         cues.append(Cue(round(t, 4), round(end, 4), text, tuple(lines)))
         t = end + float(rng.choice([0.0, rng.uniform(0.08, 0.6)]))
     return cues
+
+
+@functools.lru_cache(maxsize=256)
+def _covered_pool(face: FontFace, language: str, split: str) -> tuple[str, ...]:
+    """``split``'s ``language`` lines that ``face`` draws without tofu (cached per worker)."""
+    return tuple(text for text in text_pool(language, split) if face.covers(text))
 
 
 def burn_in_frames(clean_thwc_u8: np.ndarray, fps: Fraction | float, cues: list[Cue],

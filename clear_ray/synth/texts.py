@@ -68,7 +68,13 @@ def text_pool(language: str, split: str) -> list[str]:
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    return [line for line in _all_lines(language) if split_of_text(language, line) == split]
+    return list(_split_pool(language, split))
+
+
+@functools.lru_cache(maxsize=None)
+def _split_pool(language: str, split: str) -> tuple[str, ...]:
+    # Cached: a pairs worker draws a pool for every window.
+    return tuple(line for line in _all_lines(language) if split_of_text(language, line) == split)
 
 
 def split_of_text(language: str, line: str) -> str:

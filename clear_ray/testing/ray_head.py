@@ -31,16 +31,18 @@ class RayHead:
     address: str = ""  # GCS address for ray.init(address=...) / --address
     dashboard_url: str = ""  # for `ray job submit --address`
     temp_dir: Path | None = None
+    extra_args: list[str] = field(default_factory=list)  # more `ray start` flags
+    gcs_port: int = 0  # chosen at start
     _process: subprocess.Popen | None = field(default=None, repr=False)
 
-    def start(self, env: dict[str, str] | None = None) -> "RayHead":
+    def start(self, env: dict[str, str] | None = None, gcs_port: int | None = None) -> "RayHead":
         # Short path: Ray's unix sockets live under it and must stay < 108 characters.
-        self.temp_dir = Path(tempfile.mkdtemp(prefix="crh-", dir="/tmp"))
+        self.temp_dir = self.temp_dir or Path(tempfile.mkdtemp(prefix="crh-", dir="/tmp"))
         worker_low = free_port()
         worker_ports = range(worker_low, worker_low + 201)
         ports: dict[str, int] = {}
         for flag in _PORT_FLAGS:  # distinct, and outside the worker port range
-            port = free_port()
+            port = gcs_port if flag == "port" and gcs_port else free_port()
             while port in worker_ports or port in ports.values():
                 port = free_port()
             ports[flag] = port
@@ -51,6 +53,8 @@ class RayHead:
                    f"--object-store-memory={self.object_store_bytes}", f"--temp-dir={self.temp_dir}",
                    f"--min-worker-port={worker_ports.start}", f"--max-worker-port={worker_ports.stop - 1}"]
         command += [f"--{flag}={port}" for flag, port in ports.items()]
+        command += self.extra_args
+        self.gcs_port = ports["port"]
         self._log = open(self.temp_dir / "head.log", "wb")
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
                                          env=dict(os.environ, **(env or {})), start_new_session=True)

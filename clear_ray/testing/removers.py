@@ -1,8 +1,10 @@
 """Removers for tests, loaded through ``remover.plugin`` like any user plugin.
 
-- ``CountingRemover``: identity that logs one line per call (the chunk's content hash) to
-  ``plugin_options["calls_file"]`` and can sleep, so tests can count denoise calls across
-  processes and runs, and kill a job mid-way.
+- ``CountingRemover``: identity that logs one line per finished call (the chunk's content
+  hash, the process id, the Ray node id) to ``plugin_options["calls_file"]``, and one per
+  started call to ``plugin_options["starts_file"]`` if given; it can sleep (before its
+  finished line), so tests can count remover calls across processes and runs, and kill a
+  job or an actor mid-way. ``GpuCountingRemover`` is the same asking for a GPU.
 - ``BarcodeCopyRemover``: reads the frame-index barcode that the test clip carries at the
   top and stamps the same index at the bottom, with mask 1 there only: the output proves
   that every replaced region landed on the right source frame, through overlaps too.
@@ -42,18 +44,38 @@ class CountingRemover(_TestRemover):
 
     def __init__(self, config, device: str = "cpu"):
         self.calls_file = config.plugin_options["calls_file"]
+        self.starts_file = config.plugin_options.get("starts_file")
         self.sleep_s = float(config.plugin_options.get("sleep_s", 0.0))
+        self.device = device
+        self.node = _node_id()
 
     def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
-        time.sleep(self.sleep_s)
         digest = hashlib.sha256(frames_thwc_u8.tobytes()).hexdigest()[:16]
-        # One short O_APPEND write per call: atomic across concurrent actors.
-        fd = os.open(self.calls_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, f"{digest} {os.getpid()}\n".encode())
-        finally:
-            os.close(fd)
+        if self.starts_file:
+            _append_line(self.starts_file, f"{digest} {os.getpid()} {self.node}")
+        time.sleep(self.sleep_s)
+        _append_line(self.calls_file, f"{digest} {os.getpid()} {self.node}")
         return RemovalResult(frames_thwc_u8, np.zeros(frames_thwc_u8.shape[:3], np.float32))
+
+
+class GpuCountingRemover(CountingRemover):
+    name: ClassVar[str] = "gpu-counting"
+    wants_gpu: ClassVar[bool] = True
+
+
+def _append_line(path: str, line: str) -> None:
+    # One short O_APPEND write per line: atomic across concurrent actors.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{line}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
 
 def stamp_barcode(frame_hwc_u8: np.ndarray, value: int, row: int) -> None:

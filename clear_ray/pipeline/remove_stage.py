@@ -1,9 +1,14 @@
-"""Stage 2 (Ray Data map_batches on an actor pool): denoise chunks.
+"""Stage 2 (Ray Data map_batches on an actor pool): remove the subtitles of one chunk.
 
 Each actor loads its remover once (on CUDA when the actor got a GPU, else CPU), then for
 every chunk row decodes that chunk's frames itself, runs the remover and stages the
 result next to DST. Pixels never leave the actor; rows stay small. Non-chunk rows pass
 through untouched so the driver sees plans and failures in the same stream.
+
+A chunk whose result is already staged (a Ray retry after the actor died between staging
+and returning its row, or a resumed run) is not computed again: the actor checks for the
+staged file before decoding. The row says which node did the work (``node_id``) and
+whether the staged result was reused.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class RemoverActor:
         self.threads = pin_threads(num_cpus)
         self.device = self._device()
         self.remover = load_remover(config.remover, device=self.device)
+        self.node_id = _node_id()
         pin_threads(num_cpus)  # again: the backend may have imported torch
         log.info("remover %s loaded on %s", self.remover.name, self.device)
 
@@ -65,7 +71,7 @@ class RemoverActor:
         # fake or absent GPU leaves torch.cuda unavailable and the remover runs on CPU.
         import ray
 
-        if not ray.get_gpu_ids():
+        if not ray.is_initialized() or not ray.get_gpu_ids():
             return "cpu"
         import torch
 
@@ -77,8 +83,9 @@ class RemoverActor:
             if out.at[i, "kind"] != "chunk":
                 continue
             started = time.perf_counter()
+            out.at[i, "node_id"] = self.node_id
             try:
-                self._denoise(out.loc[i].to_dict())
+                out.at[i, "reused"] = self._remove(out.loc[i].to_dict())
             except Exception as error:
                 out.at[i, "kind"] = "failed"
                 out.at[i, "error"] = one_line(error)
@@ -86,15 +93,20 @@ class RemoverActor:
             out.at[i, "seconds"] = time.perf_counter() - started
         return out
 
-    def _denoise(self, row: dict[str, Any]) -> None:
+    def _remove(self, row: dict[str, Any]) -> bool:
+        """Stage the chunk's removal result; True when it was already staged (not recomputed)."""
         from clear_ray.chunking import Chunk, chunk_source_indices
         from clear_ray.media import VideoInfo, decode
         from clear_ray.pipeline.layout import VideoStaging
-        from clear_ray.staging import write_staged_chunk
+        from clear_ray import storage
+        from clear_ray.staging import staged_chunk_uri, write_staged_chunk
 
         staging = VideoStaging(str(row["staging_root"]))
         chunk = Chunk(index=int(row["chunk_index"]), start=int(row["start"]), stop=int(row["stop"]),
                       pad_before=int(row["pad_before"]), pad_after=int(row["pad_after"]))
+        # Staged files appear only complete (atomic write): one under its final name is done.
+        if storage.exists(staged_chunk_uri(staging.chunks_dir, chunk.index), self.storage_options):
+            return True
         with AttemptGuard(staging.markers_dir, f"chunk-{chunk.index:06d}", max_deaths=MAX_WORKER_DEATHS,
                           time_limit_s=self.config.ray.chunk_timeout_s, storage_options=self.storage_options):
             info = VideoInfo.model_validate_json(str(row["detail"]))
@@ -109,3 +121,12 @@ class RemoverActor:
                 # --no-composite: the model's output is kept everywhere.
                 result = type(result)(result.frames_thwc_u8, np.ones_like(result.mask_thw_f32))
             write_staged_chunk(staging.chunks_dir, chunk, result, storage_options=self.storage_options)
+        return False
+
+
+def _node_id() -> str:
+    import ray
+
+    if not ray.is_initialized():  # the in-process runner (clear_ray.testing.stages)
+        return "local"
+    return ray.get_runtime_context().get_node_id()
