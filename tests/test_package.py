@@ -35,7 +35,7 @@ def test_version_and_help():
         assert flag in result.stdout
 
 
-@pytest.mark.parametrize("command", ["train-stage1", "train-stage2"])
+@pytest.mark.parametrize("command", ["train-stage1"])
 def test_unimplemented_subcommand_exits_2_with_one_line(command):
     result = _run("clear-ray", command)
     assert result.returncode == 2

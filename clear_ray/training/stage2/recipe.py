@@ -29,12 +29,14 @@ class Stage2Result:
 
 
 def train_stage2(config: Stage2Config) -> Stage2Result:
+    from clear_ray.models.files import locate_model_files
     from clear_ray.pairs import read_index
     from clear_ray.training import data, runner
     from clear_ray.training.stage2.export import export_checkpoint
     from clear_ray.training.storage import fsspec_options
 
-    # 1. The index: metadata only; workers decode (or read cached latents of) their own windows.
+    # 1. The model files (a bad dir fails here in a second, not in every worker) and the index: metadata only; workers decode (or read cached latents of) their own windows.
+    locate_model_files(config.model_dir)
     storage_options = fsspec_options(config.run.storage)
     rows = [row for row in read_index(config.pairs, storage_options=storage_options) if row["split"] == config.split]
     if not rows:

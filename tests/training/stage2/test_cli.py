@@ -1,0 +1,36 @@
+"""`clear-ray train-stage2`: settings and bad input end in one line each, before Ray starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "clear_ray", "train-stage2", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_missing_settings_are_one_line_each():
+    result = _run()
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3 and all("required" in line for line in lines)
+
+
+def test_flags_layer_over_the_yaml_and_stage1_selects_the_prior(tmp_path):
+    (tmp_path / "c.yaml").write_text("max_steps: 7\nlora: {rank: 8, alpha: 16}\nrun: {workers: 2}\nbatch_size: 4\n")
+    result = _run("--pairs", "p", "--model-dir", str(tmp_path), "--output", "o", "--config", str(tmp_path / "c.yaml"),
+                  "--max-steps", "9", "--stage1", "s3://b/prior", "--print-config")
+    assert result.returncode == 0, result.stderr
+    assert "max_steps: 9" in result.stdout and "rank: 8" in result.stdout and "prior: stage1" in result.stdout
+
+
+def test_bad_model_dir_and_pairs_are_one_line(tmp_path, stage2_model_dir):
+    result = _run("--pairs", str(tmp_path), "--model-dir", str(tmp_path / "none"), "--output", str(tmp_path / "o"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "not a directory" in result.stderr
+    result = _run("--pairs", str(tmp_path), "--model-dir", str(tmp_path), "--output", str(tmp_path / "o"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "lacks" in result.stderr
+    result = _run("--pairs", str(tmp_path / "none"), "--model-dir", str(stage2_model_dir), "--output", str(tmp_path / "o"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "index" in result.stderr
