@@ -43,7 +43,8 @@ def test_exactly_two_setup_commands_and_ci_runs_the_second():
         assert part.strip() in ci
 
 
-JOB_ENTRYPOINTS = {"jobs/remove_subtitles.py": "remove", "jobs/make_pairs.py": "make-pairs"}
+JOB_ENTRYPOINTS = {"jobs/remove_subtitles.py": "remove", "jobs/make_pairs.py": "make-pairs",
+                   "jobs/train_stage1.py": "train-stage1"}
 
 
 def _clear_ray_argv(words: list[str]) -> list[str] | None:
@@ -77,3 +78,7 @@ def test_every_shown_command_parses_and_validates(argv):
         from clear_ray.commands.make_pairs import job_config as pairs_config
 
         pairs_config(args)
+    elif args.command == "train-stage1":
+        from clear_ray.commands.train_stage1 import job_config as stage1_config
+
+        stage1_config(args)

@@ -158,7 +158,11 @@ class OcclusionPrior(nn.Module):
         x = (subtitled_bchw - self.mean) / self.std
         levels = [torch.cat(pair, dim=1) for pair in zip(self.content_encoder(x), self.subtitle_encoder(x))]
         pyramid = self.fpn(OrderedDict((f"p{i + 2}", level) for i, level in enumerate(levels)))
-        finest = pyramid["p2"]  # stride 4, already holds the coarser levels (top-down pathway)
+        # Every level at stride 4, summed: small text lives in p2, large captions in p4/p5.
+        finest = pyramid["p2"]
+        for level in ("p3", "p4", "p5"):
+            finest = finest + F.interpolate(pyramid[level], size=finest.shape[-2:], mode="bilinear",
+                                            align_corners=False)
         content = self.content_head(finest)
         subtitle = self.subtitle_head(finest)
         return {

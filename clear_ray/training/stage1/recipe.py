@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +109,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     # 5. The loop.
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     model.train()
+    window_start, window_step = time.monotonic(), step
     for position_step, batch in enumerate(data.iter_plan_batches(collate, config.batch_size)):
         if position_step < step:
             continue  # consumed before the checkpoint we resumed from
@@ -127,8 +129,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             continue
         losses = runner.all_reduce_mean(torch.stack([parts[n].detach().float() for n in LOSS_NAMES]), world_size)
         metrics: dict[str, Any] = {f"loss_{n}": float(v) for n, v in zip(LOSS_NAMES, losses)}
+        now = time.monotonic()
         metrics.update(step=step, resumed_from_step=resumed_from, lr=scheduler.get_last_lr()[0],
-                       samples=step * config.batch_size, **baseline)
+                       samples=step * config.batch_size,
+                       samples_per_s=(step - window_step) * config.batch_size / max(now - window_start, 1e-9),
+                       **baseline)
         weights = checkpoints.unwrap(model).weighting.weights()
         metrics.update({f"task_weight_{n}": w for n, w in zip(("mask", "orthogonality", "reconstruction"), weights)})
         if dev:
@@ -144,6 +149,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             runner.report(metrics)
         if last:
             break
+        window_start, window_step = time.monotonic(), step
 
 
 def _warmup_cosine(config: Stage1TrainConfig):
