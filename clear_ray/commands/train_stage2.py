@@ -18,6 +18,7 @@ FLAGS: dict[str, tuple[str, dict]] = {
     "--stage1": ("stage1", {"metavar": "URI", "help": "Stage I prior export; sets the prior to stage1"}),
     "--workers": ("run.workers", {"type": int, "metavar": "N", "help": "DDP workers (1)"}),
     "--gpus-per-worker": ("run.gpus_per_worker", {"type": float, "metavar": "G", "help": "0 = CPU (0)"}),
+    "--cpus-per-worker": ("run.cpus_per_worker", {"type": float, "metavar": "C", "help": "CPUs per worker (1)"}),
     "--max-steps": ("max_steps", {"type": int, "metavar": "S", "help": "optimizer steps (1000)"}),
     "--batch-size": ("batch_size", {"type": int, "metavar": "B", "help": "global batch in windows (8)"}),
     "--name": ("run.name", {"metavar": "NAME", "help": "run name; the same name resumes (stage2)"}),

@@ -65,8 +65,10 @@ class Stage2Engine:
         self.prior_network = None
         if config.objective.prior == "stage1":
             from clear_ray.training.stage1 import load_prior
+            from clear_ray.training.storage import fsspec_options
 
-            self.prior_network = load_prior(config.stage1, device=str(self.device)).eval()
+            self.prior_network = load_prior(config.stage1, storage_options=fsspec_options(config.run.storage),
+                                            device=str(self.device)).eval()
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [param for param in self.module.parameters() if param.requires_grad]

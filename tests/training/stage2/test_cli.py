@@ -34,3 +34,29 @@ def test_bad_model_dir_and_pairs_are_one_line(tmp_path, stage2_model_dir):
     result = _run("--pairs", str(tmp_path / "none"), "--model-dir", str(stage2_model_dir), "--output", str(tmp_path / "o"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "index" in result.stderr
+
+
+def test_kuberay_stage2_rayjob_runs_a_command_our_cli_accepts(monkeypatch):
+    import shlex
+    from pathlib import Path
+
+    import yaml
+
+    from clear_ray.cli import build_parser
+    from clear_ray.commands.train_stage2 import job_config
+
+    repo = Path(__file__).resolve().parents[3]
+    rayjob = yaml.safe_load((repo / "cluster/kuberay/rayjob-stage2.yaml").read_text())
+    assert (rayjob["apiVersion"], rayjob["kind"]) == ("ray.io/v1", "RayJob")
+    words = shlex.split(rayjob["spec"]["entrypoint"])
+    assert words[0] == "python" and words[1].endswith("jobs/train_stage2.py") and (repo / "jobs/train_stage2.py").is_file()
+    for name in [name for name in __import__("os").environ if name.startswith("CLEAR_RAY_")]:
+        monkeypatch.delenv(name)
+    for name, value in yaml.safe_load(rayjob["spec"]["runtimeEnvYAML"])["env_vars"].items():
+        monkeypatch.setenv(name, str(value))
+    config = job_config(build_parser().parse_args(["train-stage2", *words[2:]]))
+    assert config.pairs.startswith("s3://") and config.output.startswith("s3://")
+    assert (config.frames, config.height, config.width) == (81, 480, 832) and config.objective.prior == "stage1"
+    gpus = sum(g["replicas"] * int(g["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
+               for g in rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"])
+    assert config.run.workers == gpus and config.run.gpus_per_worker == 1 and config.accumulation == 1
