@@ -82,6 +82,9 @@ class Stage2Config(StrictModel):
             raise ValueError(f"height and width must be multiples of 16, got {self.width}x{self.height}")
         if self.objective.prior == "stage1" and self.stage1 is None:
             raise ValueError("objective.prior = stage1 needs --stage1 (the Stage I prior export)")
+        if self.latent_cache is not None and self.objective.prior == "stage1":
+            raise ValueError("the latent cache holds the exact-alpha prior only; train with objective.prior = stage1 "
+                             "without latent_cache (encoded on the fly)")
         per_step = self.run.workers * self.micro_batch
         if self.batch_size % per_step:
             raise ValueError(f"batch_size {self.batch_size} must be a multiple of workers x micro_batch ({per_step})")

@@ -47,12 +47,22 @@ class Stage2Engine:
         self.config, self.device = config, torch.device(device)
         cuda = self.device.type == "cuda"
         self.dtype = torch.bfloat16 if cuda and config.bf16 else torch.float32  # no bf16 math on this CPU class
-        # 1. The frozen base (same loader as inference), the constant prompt's context.
-        self.pipe = load_pipeline(locate_model_files(config.model_dir), str(self.device), self.dtype)
-        self.context = encode_prompt(self.pipe, config.prompt)
-        self.pipe.text_encoder = None
-        if keep_vae is False or (keep_vae is None and config.latent_cache is not None):
-            self.pipe.vae = None
+        # 1. The frozen base (same loader as inference), the constant prompt's context:
+        #    from the latent cache (no T5, no VAE) or computed once here.
+        files = locate_model_files(config.model_dir)
+        if config.latent_cache is not None and not keep_vae:
+            from clear_ray.models.wan import assemble_pipeline, load_component
+            from clear_ray.training.stage2.latent_cache import read_context
+            from clear_ray.training.storage import fsspec_options
+
+            self.pipe = assemble_pipeline(str(self.device), self.dtype,
+                                          dit=load_component(files, "dit", str(self.device), self.dtype))
+            context = read_context(config.latent_cache, fsspec_options(config.run.storage))
+            self.context = context.to(self.device, self.dtype)
+        else:
+            self.pipe = load_pipeline(files, str(self.device), self.dtype)
+            self.context = encode_prompt(self.pipe, config.prompt)
+            self.pipe.text_encoder = None
         # 2. LoRA + head (fp32), the objective (its learned weight, if any, trains too).
         model = build_stage2_model(self.pipe.dit, config, device=self.device, seed=config.seed)
         objective = Stage2Objective(config.objective.variant, distill_weight=config.objective.distill_weight,

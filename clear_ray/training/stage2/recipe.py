@@ -43,6 +43,10 @@ def train_stage2(config: Stage2Config) -> Stage2Result:
         raise ValueError(f"{config.pairs} has no {config.split!r} pairs")
     if config.objective.prior == "alpha" and any(row.get("alpha_uri") is None for row in rows):
         raise ValueError(f"{config.pairs} has pairs without exact alpha; train with objective.prior = stage1")
+    if config.latent_cache is not None:
+        from clear_ray.training.stage2.latent_cache import check_cache
+
+        check_cache(config, storage_options)
 
     # 2. The cluster and the sample plan (integers, materialized before the workers start).
     runner.connect(config.run)
