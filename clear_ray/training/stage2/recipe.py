@@ -1,7 +1,7 @@
 """Stage II training on Ray Train, top to bottom.
 
 Driver (``train_stage2``): read the pairs index (metadata only), build the sample plan,
-run a TorchTrainer (DDP, or FSDP by setting), export the LoRA and head from the final
+run a TorchTrainer (DDP), export the LoRA and head from the final
 checkpoint. Workers (``train_loop_per_worker``): build the frozen base + LoRA + head
 (``Stage2Engine``), resume from the run's latest checkpoint if there is one, then for
 every step accumulate gradients over this worker's slice of the global batch, clip, step
@@ -152,16 +152,12 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
 
 def _prepare(module, config: Stage2Config):
-    """DDP (default) or FSDP around the trainable module; a single worker keeps it bare."""
+    """DDP around the trainable module; a single worker keeps it bare."""
     import ray.train.torch
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return module
-    if config.strategy == "fsdp":
-        # use_orig_params: frozen base and trainable LoRA share flat parameters.
-        return ray.train.torch.prepare_model(module, parallel_strategy="fsdp",
-                                             parallel_strategy_kwargs={"use_orig_params": True})
     return ray.train.torch.prepare_model(module, parallel_strategy="ddp", move_to_device=False)
 
 

@@ -56,7 +56,7 @@ def test_released_variant_clamps_its_weight_and_learns_the_temporal_weight():
                              sigma=sigma, clean=clean)
     delta = (velocity - target).abs().detach()
     weight = ((1 + 10 * prior) * (delta + 1e-6) ** 1.5).clamp(0.1, 20)
-    assert parts["gen"] == pytest.approx(float((weight * (velocity - target) ** 2).mean()), rel=1e-5)
+    assert parts["gen"] == pytest.approx(float((weight * (velocity - target) ** 2).mean().detach()), rel=1e-5)
     assert parts["temporal"] > 0 and set(parts) == {"gen", "temporal", "loss"}
     total.backward()
     assert objective.log_temporal_weight.grad is not None and velocity.grad is not None
