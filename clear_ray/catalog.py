@@ -49,17 +49,7 @@ def list_inputs(src: str, extensions: Iterable[str], *, storage_options: dict | 
     """
     extensions = tuple(e.lower() for e in extensions)
     fs, path = storage.filesystem(src, storage_options)
-    if globlib.has_magic(path):
-        root = _glob_root(path)
-        listing = fs.glob(path, detail=True)
-    elif fs.isfile(path):
-        root = posixpath.dirname(path)
-        listing = {path: fs.info(path)}
-    elif fs.isdir(path):
-        root = path
-        listing = fs.find(path, detail=True)
-    else:
-        raise CatalogError(f"SRC {src} does not exist (no such file, directory or prefix)")
+    root, listing = storage.retry(_list, fs, path, src, what=f"list SRC {src}")
 
     excluded = storage.filesystem(exclude_prefix, storage_options)[1].rstrip("/") + "/" if exclude_prefix else None
     videos = []
@@ -81,14 +71,32 @@ def list_inputs(src: str, extensions: Iterable[str], *, storage_options: dict | 
     return sorted(videos, key=lambda video: video.rel_path)
 
 
+def _list(fs, path: str, src: str) -> tuple[str, dict[str, dict[str, Any]]]:
+    """``(root, {name: info})``; ``info`` (not isfile/isdir, which answer False when the
+    server cannot be reached) so that an outage is retried, never read as "no SRC"."""
+    if globlib.has_magic(path):
+        return _glob_root(path), fs.glob(path, detail=True)
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        raise CatalogError(f"SRC {src} does not exist (no such file, directory or prefix)") from None
+    if info.get("type") == "file":
+        return posixpath.dirname(path), {path: info}
+    return path, fs.find(path, detail=True)
+
+
 def content_fingerprint(uri: str, *, storage_options: dict | None = None, block_size: int = 8 << 20) -> str:
     """Hash of the object's bytes (streamed); for stores whose etag/mtime are unreliable."""
     fs, path = storage.filesystem(uri, storage_options)
-    digest = hashlib.sha256()
-    with fs.open(path, "rb", block_size=block_size) as handle:
-        while chunk := handle.read(block_size):
-            digest.update(chunk)
-    return "sha256-" + digest.hexdigest()[:20]
+
+    def read_all() -> str:
+        digest = hashlib.sha256()
+        with fs.open(path, "rb", block_size=block_size) as handle:
+            while chunk := handle.read(block_size):
+                digest.update(chunk)
+        return "sha256-" + digest.hexdigest()[:20]
+
+    return storage.retry(read_all, what=f"hash {uri}")
 
 
 def output_uri_for(video: InputVideo, dst: str, extension: str) -> str:

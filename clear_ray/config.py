@@ -265,6 +265,11 @@ class RemoveJobConfig(StrictModel):
     force: bool = Field(False, description="process inputs even when the manifest says done")
     retry_failed: bool = Field(False, description="retry quarantined inputs")
     max_attempts: int = Field(3, ge=1, le=100, description="failures before an input is quarantined")
+    # One writer per DST (clear_ray/lease.py): a second run exits 3, or waits with wait_for_lease.
+    wait_for_lease: bool = Field(False, description="wait while another run writes DST instead of exiting 3")
+    lease_wait_timeout_s: float | None = Field(None, gt=0, description="give up waiting for the lease (exit 3)")
+    lease_ttl_s: float = Field(120.0, ge=1.0, le=86_400.0,
+                               description="a run that stops renewing its DST lease this long is taken over")
     quiet: bool = False
 
     @field_validator("extensions")

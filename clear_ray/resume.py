@@ -3,7 +3,8 @@
 The resume key is (input fingerprint, model fingerprint, config fingerprint): an input is
 skipped only when its latest successful row matches all three and the output still
 exists. Failures count per input *version*: a broken file is quarantined at once, a
-transient failure is retried on later runs until ``max_attempts``; a changed input (new
+transient failure (a crashed or timed-out worker) is retried on later runs until
+``max_attempts``, and storage that stayed unreachable is retried without counting; a changed input (new
 fingerprint) starts over, and ``--retry-failed`` / ``--force`` override.
 """
 
@@ -45,6 +46,8 @@ def decide(video: InputVideo, latest: ManifestRow | None, *, model_fingerprint: 
     attempts = latest.attempts
     if retry_failed:
         return Decision("process", 0, "--retry-failed")
+    if latest.error_kind == "storage":  # storage was unreachable: never the input's fault
+        return Decision("process", attempts, "storage was unreachable last time")
     if latest.error_kind == "input" or attempts >= max_attempts:
         why = "the file is broken" if latest.error_kind == "input" else f"failed {attempts} times"
         return Decision("quarantined", attempts, f"{why}: {latest.error}")

@@ -235,8 +235,10 @@ def write_staged_chunk(dir_uri: str, chunk: Chunk, result: RemovalResult | Stage
                 os.unlink(temp)
     else:
         # One object write: an object store shows the key only once the upload completes.
+        from clear_ray.storage import retry
+
         extra = {"chunksize": 1 << 30} if "s3" in _protocols(fs) else {}
-        fs.pipe_file(path, data, **extra)
+        retry(fs.pipe_file, path, data, **extra, what=f"stage {uri}")
     return uri
 
 
@@ -246,9 +248,11 @@ def _protocols(fs) -> tuple[str, ...]:
 
 
 def read_staged_chunk(uri: str, *, storage_options: Mapping[str, Any] | None = None) -> StagedChunk:
+    from clear_ray.storage import retry
+
     fs, path = _filesystem(uri, storage_options)
     try:
-        data = fs.cat_file(path)
+        data = retry(fs.cat_file, path, what=f"read {uri}")
     except FileNotFoundError:
         raise StagingError(f"{uri}: no staged chunk there") from None
     return decode_staged_chunk(data, name=uri)
@@ -257,9 +261,11 @@ def read_staged_chunk(uri: str, *, storage_options: Mapping[str, Any] | None = N
 def list_staged_chunks(dir_uri: str, *, storage_options: Mapping[str, Any] | None = None) -> dict[int, str]:
     """Chunk index -> URI of every staged chunk under ``dir_uri`` (temp files ignored)."""
     fs, path = _filesystem(dir_uri, storage_options)
+    from clear_ray.storage import retry
+
     fs.invalidate_cache(path)  # other processes (actors) write here: never trust a cached listing
     try:
-        names = [entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False)]
+        names = [entry.rstrip("/").rsplit("/", 1)[-1] for entry in retry(fs.ls, path, detail=False, what=f"list {dir_uri}")]
     except FileNotFoundError:
         return {}
     found = {}
@@ -272,15 +278,18 @@ def list_staged_chunks(dir_uri: str, *, storage_options: Mapping[str, Any] | Non
 
 def delete_staged_chunk(uri: str, *, storage_options: Mapping[str, Any] | None = None) -> None:
     """Remove one staged chunk; a missing one is not an error (releases may repeat)."""
+    from clear_ray.storage import retry
+
     fs, path = _filesystem(uri, storage_options)
     try:
-        fs.rm_file(path)
+        retry(fs.rm_file, path, what=f"delete {uri}")
     except FileNotFoundError:
         pass
 
 
 def delete_staged_dir(dir_uri: str, *, storage_options: Mapping[str, Any] | None = None) -> None:
     """Remove a video's whole staging directory (after its output is durable)."""
-    fs, path = _filesystem(dir_uri, storage_options)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
+    from clear_ray.storage import remove_tree
+
+    remove_tree(dir_uri, dict(storage_options or {}))
+

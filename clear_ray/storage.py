@@ -6,9 +6,15 @@ fsspec filesystem + path with the job's storage options, and write files atomica
 
 from __future__ import annotations
 
+import logging
 import os
+import random
+import time
 import uuid
-from typing import Any
+from typing import Any, Callable, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REMOTE_PREFIXES = ("s3://", "s3a://", "gs://", "gcs://", "az://", "abfs://", "http://", "https://", "memory://")
 
@@ -50,6 +56,85 @@ def to_uri(fs, path: str) -> str:
     return fs.unstrip_protocol(path)
 
 
+# -- transient errors ---------------------------------------------------------------------
+# How long one storage call keeps retrying a transient error before giving up. Long enough
+# to ride out an S3 restart or a throttling burst; the environment variable lets tests and
+# impatient users shorten it.
+RETRY_DEADLINE_S = float(os.environ.get("CLEAR_RAY_STORAGE_RETRY_S", "120"))
+_TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
+                    "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "TooManyRequests",
+                    "503", "500", "502", "504", "429"}
+_TRANSIENT_NAMES = {"EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError",
+                    "ConnectionError", "ProxyConnectionError", "ClientConnectionError", "ClientConnectorError",
+                    "ServerDisconnectedError", "ClientPayloadError", "ClientOSError", "FSTimeoutError",
+                    "IncompleteRead", "ResponseStreamingError", "HTTPClientError", "ServerTimeoutError"}
+
+
+class StorageUnavailable(OSError):
+    """A storage call kept failing with transient errors for the whole retry deadline."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Throttling, 5xx and connection errors: worth retrying. Missing objects, denied
+    access and failed preconditions are answers, not accidents, and are never retried."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StorageUnavailable):
+            return True
+        if isinstance(current, (FileNotFoundError, PermissionError, FileExistsError, IsADirectoryError,
+                                NotADirectoryError)):
+            return False
+        response = getattr(current, "response", None)
+        if isinstance(response, dict):
+            code = str(response.get("Error", {}).get("Code", ""))
+            status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            return code in _TRANSIENT_CODES or status >= 500 or status == 429
+        if isinstance(current, (ConnectionError, TimeoutError)):
+            return True
+        if any(cls.__name__ in _TRANSIENT_NAMES for cls in type(current).__mro__):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def retry(call: Callable[..., T], *args: Any, what: str = "storage call", deadline_s: float | None = None,
+          **kwargs: Any) -> T:
+    """``call(*args, **kwargs)``, retried with capped exponential backoff (and jitter)
+    while it fails with a transient error; after ``deadline_s`` the last error is raised as
+    :class:`StorageUnavailable`. Non-transient errors are raised at once."""
+    deadline = time.monotonic() + (RETRY_DEADLINE_S if deadline_s is None else deadline_s)
+    delay = 0.25
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise StorageUnavailable(f"{what}: storage unavailable: {_first_line(error)}") from error
+            log.warning("%s: transient storage error, retrying in %.1f s: %s", what, delay, _first_line(error))
+            time.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, 8.0)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:300]
+
+
+def open_for_reading(fs, path: str, **kwargs: Any):
+    """``fs.open(path, "rb", **kwargs)`` whose range reads retry transient errors too: a
+    decoder reading a long video must ride out an S3 restart, not report it as corrupt."""
+    handle = retry(fs.open, path, "rb", what=f"open {path}", **kwargs)
+    cache = getattr(handle, "cache", None)
+    fetch = getattr(cache, "fetcher", None)
+    if fetch is not None:
+        cache.fetcher = lambda start, end: retry(fetch, start, end, what=f"read {path}")
+    return handle
+
+
 def write_bytes_atomic(uri: str, data: bytes, storage_options: dict[str, Any] | None = None) -> None:
     """Write ``data`` so that ``uri`` either does not exist or holds all of it.
 
@@ -58,7 +143,7 @@ def write_bytes_atomic(uri: str, data: bytes, storage_options: dict[str, Any] | 
     """
     if is_remote(uri):
         fs, path = filesystem(uri, storage_options)
-        fs.pipe_file(path, data)
+        retry(fs.pipe_file, path, data, what=f"write {uri}")
         return
     directory = os.path.dirname(os.path.abspath(uri))
     os.makedirs(directory, exist_ok=True)
@@ -74,15 +159,29 @@ def write_bytes_atomic(uri: str, data: bytes, storage_options: dict[str, Any] | 
 
 def read_bytes(uri: str, storage_options: dict[str, Any] | None = None) -> bytes:
     fs, path = filesystem(uri, storage_options)
-    return fs.cat_file(path)
+    return retry(fs.cat_file, path, what=f"read {uri}")
 
 
 def exists(uri: str, storage_options: dict[str, Any] | None = None) -> bool:
     fs, path = filesystem(uri, storage_options)
-    return fs.exists(path)
+    return retry(_exists_strict, fs, path, what=f"look up {uri}")
 
 
 def remove_tree(uri: str, storage_options: dict[str, Any] | None = None) -> None:
     fs, path = filesystem(uri, storage_options)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
+
+    def remove() -> None:
+        if _exists_strict(fs, path):
+            fs.rm(path, recursive=True)
+
+    retry(remove, what=f"remove {uri}")
+
+
+def _exists_strict(fs, path: str) -> bool:
+    """``fs.exists`` that raises transient errors: s3fs's ``exists`` answers False when the
+    server cannot be reached, which would read as "never written" during an outage."""
+    try:
+        fs.info(path)
+        return True
+    except FileNotFoundError:
+        return False

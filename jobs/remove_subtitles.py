@@ -4,7 +4,8 @@
         --runtime-env jobs/runtime_env.yaml -- python jobs/remove_subtitles.py SRC DST [flags]
 
 Inside a submitted job RAY_ADDRESS points at the cluster, so the driver joins it instead
-of starting a local one. Every `clear-ray remove` flag works here.
+of starting a local one. Every `clear-ray remove` flag works here, and the exit codes are
+the same (README "Exit codes"; e.g. 3 when another run holds DST's lease).
 """
 
 import os

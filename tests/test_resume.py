@@ -52,8 +52,10 @@ def test_manifest_rows_survive_a_killed_run_and_compact_to_parquet(tmp_path):
     second = Manifest(dst, run_id="run-b")
     assert second.latest_rows()[VIDEO.uri].status == "done"
     second.record(_row("failed", run_id="run-b", finished_at=2.0, error="boom", error_kind="transient", attempts=1))
-    second.compact()
-    assert sorted(p.name for p in (tmp_path / "dst" / "_manifest").iterdir()) == ["run-run-a.parquet", "run-run-b.parquet"]
+    second.finalize()
+    manifest_dir = tmp_path / "dst" / "_manifest"
+    assert sorted(p.name for p in manifest_dir.iterdir()) == ["history", "state.parquet"]
+    assert sorted(p.name for p in (manifest_dir / "history").iterdir()) == ["run-run-a.parquet", "run-run-b.parquet"]
     latest = Manifest(dst, run_id="run-c").latest_rows()[VIDEO.uri]
     assert (latest.status, latest.error, latest.attempts) == ("failed", "boom", 1)
     table = read_manifest_table(dst)

@@ -22,6 +22,12 @@ FLAGS: dict[str, tuple[str, dict]] = {
     "--force": ("force", {"action": "store_const", "const": True, "help": "re-process inputs the manifest says are done"}),
     "--retry-failed": ("retry_failed", {"action": "store_const", "const": True, "help": "retry quarantined inputs"}),
     "--max-attempts": ("max_attempts", {"type": int, "help": "failures before an input is quarantined (3)"}),
+    "--wait-for-lease": ("wait_for_lease", {"action": "store_const", "const": True,
+                                            "help": "wait while another run writes DST (else exit 3)"}),
+    "--lease-wait-timeout": ("lease_wait_timeout_s", {"type": float, "metavar": "S",
+                                                      "help": "stop waiting for DST after S seconds (exit 3)"}),
+    "--lease-ttl": ("lease_ttl_s", {"type": float, "metavar": "S",
+                                    "help": "a run silent this long loses DST to the next (120)"}),
     "--address": ("ray.address", {"help": "connect to an existing Ray cluster instead of starting one"}),
     "--num-gpus-per-actor": ("ray.num_gpus_per_actor", {"type": float}),
     "--num-cpus-per-actor": ("ray.num_cpus_per_actor", {"type": float}),
@@ -65,15 +71,28 @@ def run(args: argparse.Namespace) -> int:
         yaml.safe_dump(config.model_dump(mode="json"), sys.stdout, sort_keys=False)
         return 0
     from clear_ray.catalog import CatalogError
+    from clear_ray.lease import EXIT_LEASE_HELD, EXIT_LEASE_LOST, LeaseHeld, LeaseLost
     from clear_ray.pipeline import run_remove_job
     from clear_ray.pipeline.resources import ClusterUnsuitable
     from clear_ray.removers.base import RemoverSetupError
+    from clear_ray.storage import StorageUnavailable
 
     try:
         summary = run_remove_job(config)
     except (CatalogError, RemoverSetupError, NotImplementedError, ClusterUnsuitable) as error:
         raise CommandError(str(error).splitlines()[0], exit_code=2) from None
+    except LeaseHeld as error:
+        raise CommandError(str(error), exit_code=EXIT_LEASE_HELD) from None
+    except LeaseLost as error:
+        raise CommandError(f"stopped: {error}", exit_code=EXIT_LEASE_LOST) from None
+    except StorageUnavailable as error:
+        raise CommandError(str(error).splitlines()[0], exit_code=EXIT_STORAGE_UNAVAILABLE) from None
     return summary.exit_code
+
+
+# Exit codes (README "Exit codes"): 0 ok, 1 some input failed, 2 bad settings / SRC,
+# 3 DST held by another run, 4 DST lease lost mid-run, 5 storage unreachable past the retries.
+EXIT_STORAGE_UNAVAILABLE = 5
 
 
 def _dest(dotted: str) -> str:

@@ -17,6 +17,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 from urllib.parse import urlparse
 
+from clear_ray.storage import open_for_reading as storage_open, retry as storage_retry
+
 from clear_ray.media.errors import (
     CorruptStream,
     EmptyFile,
@@ -64,7 +66,7 @@ def source_size(uri: str, storage_options: dict[str, Any] | None = None) -> int:
     if is_remote(uri):
         fs, path = _filesystem(uri, storage_options)
         try:
-            info = fs.info(path)
+            info = storage_retry(fs.info, path, what=f"look up {uri}")
         except FileNotFoundError as error:
             raise RemoteReadError("no such object (missing key)", uri) from error
         except PermissionError as error:
@@ -104,14 +106,18 @@ def _container_kind(head: bytes) -> str | None:
 
 
 def _read_head(uri: str, storage_options: dict[str, Any] | None, size: int = 512) -> bytes:
+    from clear_ray.storage import is_transient
+
     try:
         if is_remote(uri):
             fs, path = _filesystem(uri, storage_options)
-            with fs.open(path, "rb") as handle:
+            with storage_open(fs, path) as handle:
                 return handle.read(size)
         with open(local_path(uri), "rb") as handle:
             return handle.read(size)
-    except Exception:
+    except Exception as error:
+        if is_transient(error):  # unreachable storage must never read as "not a video"
+            raise RemoteReadError(f"cannot read object: {type(error).__name__}: {error}", uri) from error
         return b""
 
 
@@ -145,7 +151,7 @@ def open_container(uri: str, storage_options: dict[str, Any] | None = None) -> I
         if is_remote(uri):
             fs, path = _filesystem(uri, storage_options)
             try:
-                handle = fs.open(path, "rb", block_size=REMOTE_BLOCK_BYTES, cache_type="readahead")
+                handle = storage_open(fs, path, block_size=REMOTE_BLOCK_BYTES, cache_type="readahead")
             except Exception as error:
                 raise RemoteReadError(f"cannot open object: {type(error).__name__}: {error}", uri) from error
             target: Any = handle
@@ -192,7 +198,7 @@ def atomic_output(out_uri: str | os.PathLike, storage_options: dict[str, Any] | 
             yield temp
             fs, path = _filesystem(out_text, storage_options)
             try:
-                fs.put_file(str(temp), path)
+                storage_retry(fs.put_file, str(temp), path, what=f"upload {out_text}")
             except Exception as error:
                 raise RemoteReadError(f"upload failed: {type(error).__name__}: {error}", out_text) from error
         finally:

@@ -68,6 +68,7 @@ def run_make_pairs(config: MakePairsConfig) -> PairsSummary:
             say(f"[{len(summary.rows)}/{len(videos)}] done {row.rel_path} ({row.frames} frames)")
 
     to_process: list[InputVideo] = []
+    attempts: dict[str, int] = {}
     for video in videos:
         previous = latest.get(video.uri)
         decision = decide(video, previous, model_fingerprint=SYNTH_VERSION, config_fingerprint=config_fp,
@@ -75,16 +76,17 @@ def run_make_pairs(config: MakePairsConfig) -> PairsSummary:
                           force=config.force, max_attempts=3)
         if decision.action == "process":
             to_process.append(video)
+            attempts[video.uri] = decision.previous_attempts
         else:
             record(_row(run_id, video, config_fp, "skipped" if decision.action == "skip" else "quarantined",
                         frames=previous.frames, error=previous.error if decision.action != "skip" else None,
                         error_kind=previous.error_kind, attempts=decision.previous_attempts))
 
-    # 2. Plan and burn on Ray; close each video as its rows arrive.
+    # 2. Plan and burn on Ray; each video's manifest row as soon as its last window is done.
     if to_process:
         say(f"clear-ray make-pairs: {len(to_process)} of {len(videos)} clean videos to window")
         summary.pairs_written = _run_on_ray(config, to_process, partners, frozenset(done_ids), run_id,
-                                            config_fp, record)
+                                            config_fp, attempts, record)
 
     # 3. Manifest compaction, then the index of every finished shard (this run's and earlier).
     manifest.compact()
@@ -127,18 +129,25 @@ def connect(config: MakePairsConfig) -> None:
                  logging_level=logging.WARNING if config.quiet else logging.INFO)
 
 
+PLAN_CPUS = 0.25  # a planning task: one probe of one video
+
+
 def pool_size(config: MakePairsConfig) -> tuple[int, float]:
-    """(actors, CPUs each): as many 1-CPU actors as the cluster fits, capped by ray.max_actors."""
+    """(actors, CPUs each). One actor per ``num_cpus_per_actor`` of the cluster (capped by
+    ``ray.max_actors``), each reserving a little less so the actors never hold every CPU:
+    planning tasks must still run beside a full pool, or the pool would wait for input forever."""
     import ray
 
     cpus = float(ray.cluster_resources().get("CPU", 1))
-    actor_cpus = min(config.ray.num_cpus_per_actor, cpus)
-    fits = max(1, int(cpus // actor_cpus))
-    return max(1, min(fits, config.ray.max_actors or fits)), actor_cpus
+    fits = max(1, int(cpus // config.ray.num_cpus_per_actor))
+    actors = max(1, min(fits, config.ray.max_actors or fits))
+    return actors, min(config.ray.num_cpus_per_actor, (cpus - PLAN_CPUS) / actors)
 
 
 def _run_on_ray(config: MakePairsConfig, videos: list[InputVideo], partners: dict[str, str],
-                done_ids: frozenset[str], run_id: str, config_fp: str, record) -> int:
+                done_ids: frozenset[str], run_id: str, config_fp: str, attempts: dict[str, int], record) -> int:
+    """Plan every video's windows (parallel probes), then burn them on the actor pool; each
+    video's manifest row is written as soon as its last window is done."""
     import ray.data
 
     from clear_ray.pairs.stages import BurnWindows, PlanWindows
@@ -152,40 +161,52 @@ def _run_on_ray(config: MakePairsConfig, videos: list[InputVideo], partners: dic
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = not config.quiet
     synthesis = config.synthesis
+    by_uri = {v.uri: v for v in videos}
+
+    def finish(uri: str, error: str | None = None, kind: str | None = None) -> None:
+        video = by_uri[uri]
+        if error is None:
+            record(_row(run_id, video, config_fp, "done", frames=frames_of.get(uri)))
+        else:
+            record(_row(run_id, video, config_fp, "failed", error=error, error_kind=kind or "transient",
+                        attempts=attempts.get(uri, 0) + 1, frames=frames_of.get(uri)))
+
+    # 1. Plan: one probe task per video. Window rows are tiny, so they come back to the driver;
+    #    this also keeps every burn block to one window (a video's windows spread over all
+    #    actors) without a repartition task, whose whole CPU could starve a 1-CPU cluster.
     catalog = [{"uri": v.uri, "rel_path": v.rel_path, "fingerprint": v.fingerprint, "pair_uri": partners.get(v.uri, ""),
                 "split": video_split(v.rel_path, synthesis.split, synthesis.dev_fraction)} for v in videos]
-    dataset = ray.data.from_items(catalog, override_num_blocks=len(catalog))
-    # Planning is a light probe: a fraction of a CPU, so it runs beside a full actor pool.
-    dataset = dataset.flat_map(PlanWindows(config, done_ids), num_cpus=0.25)
-    # One window per block: a video's windows spread over every actor instead of queueing on one.
-    dataset = dataset.repartition(target_num_rows_per_block=1)
-    dataset = dataset.map_batches(worker, fn_constructor_kwargs={"config": config}, batch_size=1,
-                                  batch_format="pandas", num_cpus=actor_cpus,
-                                  compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors))
+    planned = ray.data.from_items(catalog, override_num_blocks=len(catalog)) \
+        .flat_map(PlanWindows(config, done_ids), num_cpus=PLAN_CPUS).take_all()
+    frames_of = {row["uri"]: int(row["video_frames"]) for row in planned if int(row["video_frames"]) > 0}
+    windows = [row for row in planned if row["kind"] == "window"]
+    remaining: dict[str, int] = defaultdict(int)
+    for row in windows:
+        remaining[row["uri"]] += 1
+    for row in planned:
+        if row["kind"] == "failed":
+            finish(row["uri"], row["error"], row["error_kind"])
+        elif row["kind"] == "planned":
+            finish(row["uri"])
+    if not windows:
+        return 0
 
-    by_uri = {v.uri: v for v in videos}
-    planned: dict[str, int] = defaultdict(int)  # windows still to burn, per video
+    # 2. Burn: the actor pool writes one shard per window.
+    dataset = ray.data.from_items(windows, override_num_blocks=len(windows)).map_batches(
+        worker, fn_constructor_kwargs={"config": config}, batch_size=1, batch_format="pandas",
+        num_cpus=actor_cpus, compute=ray.data.ActorPoolStrategy(min_size=actors, max_size=actors))
     errors: dict[str, tuple[str, str]] = {}
-    frames_of: dict[str, int] = {}
-    seen: set[str] = set()
     written = 0
     for row in dataset.iter_rows():
         uri = row["uri"]
-        seen.add(uri)
         if row["kind"] == "pair":
             written += 1
         elif row["kind"] == "failed":
             errors.setdefault(uri, (row["error"], row["error_kind"]))
-        if int(row["video_frames"]) > 0:
-            frames_of[uri] = int(row["video_frames"])
-    for uri, video in by_uri.items():
-        if uri in errors:
-            error, kind = errors[uri]
-            record(_row(run_id, video, config_fp, "failed", error=error, error_kind=kind or "transient", attempts=1))
-        elif uri in seen:
-            record(_row(run_id, video, config_fp, "done", frames=frames_of.get(uri)))
-        else:
-            record(_row(run_id, video, config_fp, "failed", error="pipeline ended before the video was windowed",
-                        error_kind="transient", attempts=1))
+        remaining[uri] -= 1
+        if remaining[uri] == 0:
+            finish(uri, *errors.get(uri, (None, None)))
+    for uri, left in remaining.items():
+        if left > 0:  # never silent
+            finish(uri, "pipeline ended before every window was written", "transient")
     return written
-

@@ -18,7 +18,9 @@ def error_kind(error: BaseException) -> str:
     """'input' when the clean file itself is unusable (retrying cannot help), else 'transient'."""
     from clear_ray.media import MediaError, RemoteReadError
 
-    if isinstance(error, (TooShort, PairMismatch)) or (isinstance(error, MediaError) and not isinstance(error, RemoteReadError)):
+    if isinstance(error, (TooShort, PairMismatch)):
+        return "input"
+    if isinstance(error, MediaError) and not isinstance(error, RemoteReadError):
         return "input"
     return "transient"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import queue
 import threading
 import time
@@ -12,9 +14,11 @@ from typing import Any
 from clear_ray import storage
 from clear_ray.catalog import InputVideo, list_inputs, output_uri_for
 from clear_ray.config import RemoveJobConfig, config_fingerprint
+from clear_ray.lease import DstLease
 from clear_ray.manifest import Manifest, ManifestRow
 from clear_ray.pipeline.assembly import Assembler, VideoProgress
 from clear_ray.pipeline.layout import STAGING_DIR, VideoStaging
+from clear_ray.pipeline.poison import discard_markers
 from clear_ray.pipeline.report import Reporter
 from clear_ray.resume import decide
 
@@ -42,12 +46,14 @@ class JobSummary:
 
 
 def run_remove_job(config: RemoveJobConfig) -> JobSummary:
+    """Raises LeaseHeld when another run writes DST (exit 3), LeaseLost when this run lost
+    DST mid-run (exit 4); per-input problems are recorded, never raised."""
     started = time.monotonic()
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     options = config.storage.s3_storage_options()
     reporter = Reporter(quiet=config.quiet)
 
-    # 1. What is there, and what each input needs.
+    # 1. What is there (read-only: a bad SRC or model fails before DST is touched).
     videos = list_inputs(config.src, config.extensions, storage_options=options, exclude_prefix=config.dst)
     if config.fingerprint == "content":
         videos = _with_content_fingerprints(videos, options)
@@ -56,21 +62,76 @@ def run_remove_job(config: RemoveJobConfig) -> JobSummary:
     model_fp = model_fingerprint(config.remover)
     config_fp = config_fingerprint(config, include=OUTPUT_SETTINGS)
     backend = config.remover.resolved_backend()
+
+    # 2. One writer per DST: everything below writes only while this run holds the lease.
+    lease = DstLease(config.dst, run_id, ttl_s=config.lease_ttl_s, storage_options=options)
+    lease.acquire(wait=config.wait_for_lease, timeout_s=config.lease_wait_timeout_s)
+    try:
+        summary = _run_holding_lease(config, lease, videos, model_fp, config_fp, backend, reporter)
+    finally:
+        lease.release()
+    summary.seconds = time.monotonic() - started
+    reporter.summary(summary.rows, backend=backend, seconds=summary.seconds, ray_start_s=summary.seconds_ray_start)
+    return summary
+
+
+def _run_holding_lease(config: RemoveJobConfig, lease: DstLease, videos: list[InputVideo], model_fp: str,
+                       config_fp: str, backend: str, reporter: Reporter) -> JobSummary:
+    run_id = lease.run_id
+    options = config.storage.s3_storage_options()
     manifest = Manifest(config.dst, run_id, storage_options=options)
     summary = JobSummary(run_id=run_id)
 
     def record(row: ManifestRow) -> None:
+        lease.check()  # a run that lost DST writes nothing more
+        if row.status == "failed" and row.error_kind == "storage":
+            # Storage that stayed unreachable says nothing about the input: not an attempt.
+            row = dataclasses.replace(row, attempts=max(0, row.attempts - 1))
         manifest.record(row)
         summary.rows.append(row)
         reporter.video_finished(row, done_so_far=len(summary.rows), total=len(videos))
 
+    # 3. What each input needs, from the consolidated manifest state.
+    to_process, decided = decide_inputs(config, manifest, videos, model_fp, config_fp)
+    lease.check()
+    manifest.record_many(decided)  # one file for every skipped / quarantined input
+    for row in decided:
+        summary.rows.append(row)
+        reporter.video_finished(row, done_so_far=len(summary.rows), total=len(videos))
+    _fail_output_collisions(to_process, record, run_id, model_fp, config_fp, backend)
+    _tidy_staging(config.dst, {p.video.key for p in to_process.values()}, options)
+
+    # 4. Remove and assemble on Ray.
+    if to_process:
+        reporter.starting(len(to_process), len(videos), backend)
+        summary.seconds_ray_start = _run_on_ray(
+            config, to_process, dict(run_id=run_id, model_fingerprint=model_fp, config_fingerprint=config_fp,
+                                     backend=backend, record=record), lease=lease)
+        summary.chunk_nodes = {p.video.rel_path: dict(p.chunk_nodes) for p in to_process.values()}
+
+    # 5. Fold this run's rows (and any killed run's) into the manifest state; no empty
+    #    staging directory left behind.
+    lease.check()
+    manifest.finalize()
+    _drop_empty_staging_dir(config.dst)
+    return summary
+
+
+def decide_inputs(config: RemoveJobConfig, manifest: Manifest, videos: list[InputVideo], model_fp: str,
+                  config_fp: str) -> tuple[dict[str, VideoProgress], list[ManifestRow]]:
+    """The start-up decisions: the videos to process, and a manifest row for every other
+    input (skipped, quarantined). Reads the manifest state once and lists DST once."""
+    run_id = manifest.run_id
+    options = config.storage.s3_storage_options()
     latest = manifest.latest_rows()
     existing_outputs = _existing_files(config.dst, options)
+    dst_fs, _ = storage.filesystem(config.dst, options)  # one client, not one per input
     to_process: dict[str, VideoProgress] = {}
+    decided: list[ManifestRow] = []
     for video in videos:
         output_uri = output_uri_for(video, config.dst, _output_extension(video))
         decision = decide(video, latest.get(video.uri), model_fingerprint=model_fp, config_fingerprint=config_fp,
-                          output_exists=storage.filesystem(output_uri, options)[1] in existing_outputs,
+                          output_exists=dst_fs._strip_protocol(output_uri) in existing_outputs,
                           force=config.force, retry_failed=config.retry_failed, max_attempts=config.max_attempts)
         if decision.action == "process":
             staging = VideoStaging.for_video(config.dst, video.key, model_fp, config_fp)
@@ -78,7 +139,7 @@ def run_remove_job(config: RemoveJobConfig) -> JobSummary:
             to_process[video.key] = VideoProgress(video, staging, output_uri, comparison, decision.previous_attempts)
             continue
         previous = latest[video.uri]
-        record(ManifestRow(
+        decided.append(ManifestRow(
             run_id=run_id, finished_at=time.time(), input_uri=video.uri, rel_path=video.rel_path,
             input_fingerprint=video.fingerprint, model_fingerprint=previous.model_fingerprint,
             config_fingerprint=previous.config_fingerprint, backend=previous.backend,
@@ -87,26 +148,11 @@ def run_remove_job(config: RemoveJobConfig) -> JobSummary:
             error=previous.error if decision.action == "quarantined" else None,
             error_kind=previous.error_kind, attempts=decision.previous_attempts, frames=previous.frames,
             fps=previous.fps, width=previous.width, height=previous.height, duration_s=previous.duration_s))
-    _fail_output_collisions(to_process, record, run_id, model_fp, config_fp, backend)
-    _drop_stale_staging(config.dst, {p.video.key for p in to_process.values()}, options)
-
-    # 2. Denoise and assemble on Ray.
-    if to_process:
-        reporter.starting(len(to_process), len(videos), backend)
-        summary.seconds_ray_start = _run_on_ray(config, to_process, dict(run_id=run_id, model_fingerprint=model_fp,
-                                             config_fingerprint=config_fp, backend=backend, record=record))
-        summary.chunk_nodes = {p.video.rel_path: dict(p.chunk_nodes) for p in to_process.values()}
-
-    # 3. One Parquet file for this run (and any killed run's pending rows); no empty
-    #    staging left behind.
-    manifest.compact()
-    _drop_stale_staging(config.dst, {p.video.key for p in to_process.values() if not _finished_ok(p)}, options)
-    summary.seconds = time.monotonic() - started
-    reporter.summary(summary.rows, backend=backend, seconds=summary.seconds, ray_start_s=summary.seconds_ray_start)
-    return summary
+    return to_process, decided
 
 
-def _run_on_ray(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler_args: dict) -> float:
+def _run_on_ray(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler_args: dict,
+                lease: DstLease) -> float:
     """Remove and assemble ``videos`` on Ray; returns the seconds taken to reach the cluster."""
     from clear_ray.pipeline.graph import connect
     from clear_ray.pipeline.resources import is_fixed_size, release_resource_request, settle_resources
@@ -117,14 +163,15 @@ def _run_on_ray(config: RemoveJobConfig, videos: dict[str, VideoProgress], assem
     ray_start_s = time.monotonic() - started
     resources = settle_resources(config, fixed_size=fixed_size)
     try:
-        _stream(config, videos, assembler_args, resources)
+        _stream(config, videos, assembler_args, resources, lease)
     finally:
         if not fixed_size:
             release_resource_request()
     return ray_start_s
 
 
-def _stream(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler_args: dict, resources) -> None:
+def _stream(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler_args: dict, resources,
+            lease: DstLease) -> None:
     from clear_ray.pipeline.graph import build_dataset
 
     assembler = Assembler(config, videos, task_cpus=resources.task_cpus, **assembler_args)
@@ -149,6 +196,7 @@ def _stream(config: RemoveJobConfig, videos: dict[str, VideoProgress], assembler
     threading.Thread(target=pump, daemon=True, name="ray-data-rows").start()
     stream_open = True
     while stream_open or assembler.busy():
+        lease.check()
         while stream_open:
             try:
                 item = rows.get(timeout=0.05 if assembler.busy() else 0.5)
@@ -179,13 +227,18 @@ def _comparison_uri(output_uri: str) -> str:
 
 def _existing_files(dst: str, options: dict) -> set[str]:
     fs, path = storage.filesystem(dst, options)
-    return set(fs.find(path)) if fs.exists(path) else set()
+
+    def find() -> set[str]:
+        try:
+            return set(fs.find(path))
+        except FileNotFoundError:
+            return set()
+
+    return storage.retry(find, what=f"list DST {dst}")
 
 
 def _with_content_fingerprints(videos: list[InputVideo], options: dict) -> list[InputVideo]:
     """Hash every input's bytes in parallel Ray tasks (never serially on the driver)."""
-    import dataclasses
-
     import ray
 
     from clear_ray.catalog import content_fingerprint
@@ -212,19 +265,35 @@ def _fail_output_collisions(videos: dict[str, VideoProgress], record, run_id: st
                 error_kind="input", attempts=progress.previous_attempts + 1))
 
 
-def _finished_ok(progress: VideoProgress) -> bool:
-    return progress.finished and not progress.failed
+def _tidy_staging(dst: str, live_keys: set[str], options: dict) -> None:
+    """Under the lease, before any work: remove staging of input versions this run does not
+    process (stale versions, finished or quarantined inputs), and discard attempt markers
+    that interrupted runs left behind (they are not worker deaths)."""
+    staging_root = storage.join(dst, STAGING_DIR)
+    fs, path = storage.filesystem(staging_root, options)
+
+    def drop_stale() -> None:
+        try:
+            entries = [e for e in fs.ls(path, detail=False) if e.rstrip("/") != path.rstrip("/")]
+        except FileNotFoundError:
+            return
+        stale = [e for e in entries if e.rstrip("/").rsplit("/", 1)[-1] not in live_keys]
+        if stale:
+            fs.rm(stale, recursive=True)
+
+    storage.retry(drop_stale, what="remove stale staging")
+    discard_markers(staging_root, options)
 
 
-def _drop_stale_staging(dst: str, live_keys: set[str], options: dict) -> None:
-    """Remove staging of input versions that are not (or no longer) being processed, and
-    the staging directory itself once nothing is left in it."""
-    fs, path = storage.filesystem(storage.join(dst, STAGING_DIR), options)
-    if not fs.exists(path):
+def _drop_empty_staging_dir(dst: str) -> None:
+    """A local ``_staging`` left empty once every video finished (object stores have none).
+    Each video's own staging is removed by the assembler when it finishes."""
+    path = storage.join(dst, STAGING_DIR)
+    if storage.is_remote(path) or not os.path.isdir(path):
         return
-    entries = [e for e in fs.ls(path, detail=False) if e.rstrip("/") != path.rstrip("/")]
-    for entry in entries:
-        if entry.rstrip("/").rsplit("/", 1)[-1] not in live_keys:
-            fs.rm(entry, recursive=True)
-    if not live_keys & {e.rstrip("/").rsplit("/", 1)[-1] for e in entries}:
-        fs.rm(path, recursive=True)
+    for entry in os.listdir(path):
+        entry_path = os.path.join(path, entry)
+        if os.path.isdir(entry_path) and not any(os.scandir(entry_path)):
+            os.rmdir(entry_path)
+    if not os.listdir(path):
+        os.rmdir(path)

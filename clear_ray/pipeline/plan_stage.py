@@ -22,11 +22,14 @@ MAX_WORKER_DEATHS = 2
 
 
 def error_kind(error: BaseException) -> str:
-    """'input' when the file itself is broken (retrying cannot help), else 'transient'."""
+    """'input' when the file itself is broken (retrying cannot help), 'storage' when storage
+    was unreachable (never counted against the input), else 'transient'."""
     from clear_ray.media import MediaError, RemoteReadError
 
     if isinstance(error, PoisonedInput):
         return "input"
+    if storage.is_transient(error):
+        return "storage"
     if isinstance(error, MediaError) and not isinstance(error, RemoteReadError):
         return "input"
     return "transient"
@@ -91,11 +94,14 @@ class PlanVideo:
         staged = set(list_staged_chunks(staging.chunks_dir, storage_options=self.storage_options))  # indices
         fs, path = storage.filesystem(staging.segments_dir, self.storage_options)
         done: set[int] = set()
-        if fs.exists(path):
-            for name in fs.ls(path, detail=False):
-                index = VideoStaging.segment_index_of(name)
-                if index is not None:
-                    done.add(index)
+        try:
+            names = storage.retry(fs.ls, path, detail=False, what=f"list {staging.segments_dir}")
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            index = VideoStaging.segment_index_of(name)
+            if index is not None:
+                done.add(index)
         return staged, done
 
 

@@ -7,6 +7,12 @@ caught error) removes it. A marker left behind means a previous attempt died. On
 ``max_deaths`` markers exist the item is failed with a one-line reason instead of being
 tried again. A watchdog thread turns a hang into a death: past the time limit it records
 the reason in the marker and exits the worker process, which Ray then replaces.
+
+Only deaths within one run count: Ray retries a dead worker's task in the same run, and
+that retry sees the marker. A killed or pre-empted *driver* also leaves markers behind
+(its workers die with it), which says nothing about the input, so each run, once it holds
+the DST lease, discards the markers of earlier runs before any work
+(``clear_ray.pipeline.job``). Killing the driver any number of times quarantines nothing.
 """
 
 from __future__ import annotations
@@ -46,17 +52,21 @@ class AttemptGuard:
     def __exit__(self, *exc) -> None:
         # Reached on success and on a caught Python exception alike: not a death.
         self._finished.set()
-        fs, path = storage.filesystem(self._marker, self.storage_options)
-        if fs.exists(path):
-            fs.rm(path)
+        storage.remove_tree(self._marker, self.storage_options)
 
     def _previous_deaths(self) -> list[str]:
         fs, path = storage.filesystem(self.markers_dir, self.storage_options)
-        if not fs.exists(path):
-            return []
-        prefix = f"{self.item}."
-        names = [n for n in fs.ls(path, detail=False) if n.rsplit("/", 1)[-1].startswith(prefix)]
-        return [fs.cat_file(n).decode(errors="replace") for n in names]
+
+        def read() -> list[str]:
+            try:
+                listing = fs.ls(path, detail=False)
+            except FileNotFoundError:
+                return []
+            prefix = f"{self.item}."
+            names = [n for n in listing if n.rstrip("/").rsplit("/", 1)[-1].startswith(prefix)]
+            return [fs.cat_file(n).decode(errors="replace") for n in names]
+
+        return storage.retry(read, what=f"read attempt markers of {self.item}")
 
     def _watchdog(self) -> None:
         if self._finished.wait(self.time_limit_s):
@@ -69,3 +79,21 @@ class AttemptGuard:
             # fresh worker and the retry sees this marker.
             time.sleep(0.1)
             os._exit(70)
+
+
+def discard_markers(staging_root_uri: str, storage_options: dict | None = None) -> int:
+    """Delete every attempt marker under ``staging_root_uri`` (``DST/_staging``): the
+    markers of earlier, interrupted runs. Call only while holding the DST lease."""
+    fs, path = storage.filesystem(staging_root_uri, storage_options)
+
+    def discard() -> int:
+        try:
+            names = fs.find(path)
+        except FileNotFoundError:
+            return 0
+        markers = [n for n in names if "/attempts/" in n]
+        if markers:
+            fs.rm(markers)
+        return len(markers)
+
+    return storage.retry(discard, what="discard attempt markers of interrupted runs")

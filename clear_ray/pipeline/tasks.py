@@ -74,7 +74,7 @@ def _put_file(local: str, uri: str, storage_options: dict | None) -> None:
     """Move a finished local file to ``uri`` so that the name appears only when complete."""
     if storage.is_remote(uri):
         fs, path = storage.filesystem(uri, storage_options)
-        fs.put_file(local, path)  # a single PUT: atomic on object stores
+        storage.retry(fs.put_file, local, path, what=f"upload {uri}")  # a single PUT: atomic on object stores
         return
     os.makedirs(os.path.dirname(uri), exist_ok=True)
     temp = f"{uri}.part-{os.getpid()}"

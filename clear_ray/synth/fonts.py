@@ -122,6 +122,16 @@ def faces_for(language: str, split: str) -> list[FontFace]:
     return [load_face(file_name, family) for file_name, family in entries]
 
 
+def installed_font_files() -> dict[str, Path]:
+    """Every font file found in the search directories: file name -> path."""
+    return dict(_font_index())
+
+
+def split_faces(split: str) -> set[tuple[str, str | None]]:
+    """(file name, family inside a collection or None) of every face ``split`` uses."""
+    return {entry for splits in FACES_BY_LANGUAGE.values() for entry in splits.get(split, ())}
+
+
 def split_font_files(split: str) -> set[str]:
     """Font file names any language uses in ``split`` (the lite training excludes dev/test ones)."""
     return {name for splits in FACES_BY_LANGUAGE.values() for name, _ in splits.get(split, ())}

@@ -106,6 +106,18 @@ def plan_photo(rng: np.random.Generator, name: str, width: int, height: int, sec
                        window_start=start, window_end=(end_cx, end_cy, end_h))
 
 
+def split_video_frames(name: str, split: str) -> np.ndarray:
+    """The decoded frames (T, H, W, 3) of ``split``'s range of bundled clip ``name`` (read-only)."""
+    frames, _ = _decoded_source(name)
+    low, high = VIDEO_RANGES[name][split]
+    return frames[low:high]
+
+
+def photo_rgb(name: str) -> np.ndarray:
+    """A bundled photo as (H, W, 3) uint8 RGB (cached)."""
+    return _photo_rgb(name)
+
+
 def render_footage(spec: FootageSpec) -> tuple[np.ndarray, Fraction]:
     """The clean frames (T, H, W, 3) uint8 and frame rate that ``spec`` describes."""
     if spec.kind == "video":

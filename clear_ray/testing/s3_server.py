@@ -66,18 +66,21 @@ class SeaweedS3:
     endpoint_url: str = ""
     _process: subprocess.Popen | None = field(default=None, repr=False)
     _owns_data_dir: bool = field(default=False, repr=False)
+    _ports: dict[str, int] = field(default_factory=dict, repr=False)
 
     def start(self) -> "SeaweedS3":
         if self.data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix="cr-s3-"))
             self._owns_data_dir = True
-        ports = {flag: free_port() for flag in _PORT_FLAGS}
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # A restart (see ``outage``) keeps the ports, so clients' endpoint stays valid.
+        ports = self._ports = self._ports or {flag: free_port() for flag in _PORT_FLAGS}
         command = [_weed_binary(), "mini", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                    "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false"]
         command += [f"-{flag}={port}" for flag, port in ports.items()]
         env = dict(os.environ, AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key)
         env.pop("S3_BUCKET", None)
-        self._log = open(self.data_dir / "weed.log", "wb")
+        self._log = open(self.data_dir / "weed.log", "ab")
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
         self.endpoint_url = f"http://127.0.0.1:{ports['s3.port']}"
@@ -108,6 +111,13 @@ class SeaweedS3:
             self._log.close()
         if self._owns_data_dir and self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def stop_keeping_data(self) -> None:
+        """Stop serving (as an S3 outage would); ``start()`` resumes on the same ports and data."""
+        stop_process_group(self._process, timeout_s=15)
+        self._process = None
+        if getattr(self, "_log", None):
+            self._log.close()
 
     def __enter__(self) -> "SeaweedS3":
         return self.start()

@@ -48,7 +48,7 @@ def test_killed_job_recomputes_at_most_the_chunks_in_flight(ray_cluster, make_cl
                                                  f'"sleep_s": 0.4}}')
     address = ray.get_runtime_context().gcs_address
     command = ["clear-ray", "remove", str(src), str(dst), *plugin, "--chunk-size", "9", "--chunk-overlap", "2",
-               "--preset", "ultrafast", "--max-actors", str(actors), "--address", address, "--quiet"]
+               "--preset", "ultrafast", "--max-actors", str(actors), "--address", address, "--quiet", "--lease-ttl", "3"]
     job = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     # Kill once at least one final output exists and an unfinished video has staged chunks.
@@ -76,7 +76,8 @@ def test_killed_job_recomputes_at_most_the_chunks_in_flight(ray_cluster, make_cl
 
     # Re-run in-process with the same settings (they are part of the resume key):
     # finishes only what is missing.
-    config = job_config(str(src), str(dst), **{
+    # The killed run's DST lease (3 s TTL) is taken over once it expired.
+    config = job_config(str(src), str(dst), wait_for_lease=True, **{
         "remover.plugin": "clear_ray.testing.removers:CountingRemover",
         "remover.plugin_options": {"calls_file": str(calls), "starts_file": str(starts), "sleep_s": 0.4}})
     summary = run_remove_job(config)

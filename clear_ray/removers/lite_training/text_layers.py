@@ -1,25 +1,27 @@
 """Random text layers for training the lite segmenter: many scripts, fonts and styles.
 
-The benchmark's ``test`` faces (clear_ray.synth.fonts) are excluded, and the text is
-random letters drawn from each font's own character map, never real sentences, so the
-segmenter learns "subtitle-like strokes" rather than particular words or typefaces.
-A layer is a list of (alpha_hw_f32, colour_rgb) drawn bottom to top: box, shadow,
-outline, fill; the union coverage is the training target.
+Fonts come from ``clear_ray.synth.fonts``: every installed Noto/DejaVu face except the
+benchmark's ``dev`` and ``test`` faces (and designs near the test ones), so no training
+run sees a benchmark typeface. The text is random letters drawn from each font's own
+character map, never real sentences, so the segmenter learns "subtitle-like strokes"
+rather than particular words or typefaces (and covers scripts beyond the eight the synth
+texts have). A layer is a list of (alpha_hw_f32, colour_rgb) drawn bottom to top: box,
+shadow, outline, fill; the union coverage is the training target.
+
+The shipped weights were trained before the synth split, when only the test faces were
+held out (the dev faces were seen); a retrain with this module holds out both.
 """
 
 from __future__ import annotations
 
 import functools
-import glob
 import os
 import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 
-FONT_GLOBS = ("/usr/share/fonts/truetype/noto/*.ttf", "/usr/share/fonts/truetype/dejavu/*.ttf",
-              "/usr/share/fonts/opentype/noto/NotoSansCJK-*.ttc")
-# Families held out because the benchmark's test split (or a near-identical design) uses them.
+# Families held out because the benchmark's test split uses them or a near-identical design.
 HELD_OUT_PREFIXES = ("NotoSerif-", "NotoSerifDisplay", "DejaVuSans", "NotoNaskhArabic",
                      "NotoKufiArabic", "NotoSerifCJK")
 LATIN_FONTS = ("NotoSans-", "NotoSansDisplay", "DejaVuSerif")
@@ -36,42 +38,51 @@ class TrainFont:
     spaced: bool  # words separated by spaces (False for CJK-like scripts)
 
 
-def test_split_files() -> set[str]:
-    """Font files of the benchmark's test split, when the evaluation package is present."""
-    try:
-        from clear_ray.synth.fonts import FACES_BY_LANGUAGE
-    except Exception:  # the evaluation package is optional for training
-        return set()
-    return {name for splits in FACES_BY_LANGUAGE.values() for name, _ in splits.get("test", ())}
+def benchmark_faces() -> tuple[set[str], set[tuple[str, str]]]:
+    """(single-face font files, (collection file, family) faces) of the dev and test splits."""
+    from clear_ray.synth.fonts import split_faces
+
+    faces = split_faces("dev") | split_faces("test")
+    return ({name for name, family in faces if family is None},
+            {(name, family) for name, family in faces if family is not None})
+
+
+def _candidate_files() -> list[str]:
+    from clear_ray.synth.fonts import installed_font_files
+
+    found = installed_font_files()
+    names = [n for n in found if n.startswith(("Noto", "DejaVu")) and n.endswith(".ttf")]
+    names += [n for n in found if n.startswith("NotoSansCJK-") and n.endswith(".ttc")]
+    return [str(found[n]) for n in sorted(names)]
 
 
 @functools.lru_cache(maxsize=1)
 def training_fonts() -> tuple[TrainFont, ...]:
     from fontTools.ttLib import TTCollection, TTFont
 
-    held_out = test_split_files()
+    held_out_files, held_out_faces = benchmark_faces()
     fonts: list[TrainFont] = []
-    for pattern in FONT_GLOBS:
-        for path in sorted(glob.glob(pattern)):
-            name = os.path.basename(path)
-            if name in held_out or name.startswith(HELD_OUT_PREFIXES) or any(s in name for s in SKIP_SUBSTRINGS):
+    for path in _candidate_files():
+        name = os.path.basename(path)
+        if name in held_out_files or name.startswith(HELD_OUT_PREFIXES) or any(s in name for s in SKIP_SUBSTRINGS):
+            continue
+        if path.endswith(".ttc"):
+            faces = [(i, face) for i, face in enumerate(TTCollection(path, lazy=True).fonts)
+                     if (name, str(face["name"].getDebugName(1))) not in held_out_faces]
+        else:
+            faces = [(0, TTFont(path, lazy=True))]
+        latin = name.startswith(LATIN_FONTS)
+        for index, face in faces:
+            cmap = face.getBestCmap() or {}
+            letters = [chr(c) for c in cmap if _is_letter(chr(c)) and (latin or c >= 0x250)]
+            if latin:
+                letters = [ch for ch in letters if ord(ch) < 0x530]
+            if len(letters) < 20:
                 continue
-            if path.endswith(".ttc"):
-                faces = list(enumerate(TTCollection(path, lazy=True).fonts))
-            else:
-                faces = [(0, TTFont(path, lazy=True))]
-            latin = name.startswith(LATIN_FONTS)
-            for index, face in faces:
-                cmap = face.getBestCmap() or {}
-                letters = [chr(c) for c in cmap if _is_letter(chr(c)) and (latin or c >= 0x250)]
-                if latin:
-                    letters = [ch for ch in letters if ord(ch) < 0x530]
-                if len(letters) < 20:
-                    continue
-                wide = sum(unicodedata.east_asian_width(ch) == "W" for ch in letters) > len(letters) // 2
-                if wide:  # the commonest ideographs/syllables read most like real captions
-                    letters = letters[:6000]
-                fonts.append(TrainFont(path, index, "".join(letters), spaced=not wide))
+            wide = sum(unicodedata.east_asian_width(ch) == "W" for ch in letters) > len(letters) // 2
+            if wide:  # the commonest ideographs/syllables read most like real captions
+                letters = letters[:6000]
+            fonts.append(TrainFont(path, index, "".join(letters), spaced=not wide))
     if not fonts:
         raise RuntimeError("no training fonts found; install fonts-noto-core and fonts-noto-cjk")
     return tuple(fonts)

@@ -7,7 +7,9 @@
 
 Reads top to bottom: make (or reuse) the sample cache, train, validate on samples from a
 different seed, save. Everything is generated here from installed fonts and footage; the
-benchmark's test-split fonts are excluded (see text_layers.HELD_OUT_PREFIXES).
+benchmark's dev and test fonts and footage are excluded (fonts and footage come from
+clear_ray.synth's train split; see text_layers and backgrounds). The shipped weights predate
+that split: they saw the dev fonts and photos too (see those modules).
 """
 
 from __future__ import annotations
