@@ -163,4 +163,5 @@ def test_every_cluster_yaml_is_tested_here(path):
     # A new config file must get a test above; this list names the ones that have one.
     assert str(path) in {"cluster/kuberay/rayjob.yaml", "cluster/kuberay/raycronjob.yaml", "cluster/kuberay/cronjob.yaml",
                          "cluster/kuberay/raycluster.yaml", "cluster/ray-cluster-aws.yaml",
-                         "cluster/kuberay/rayjob-stage1.yaml"}  # stage1: tests/training/test_stage1_cli.py
+                         "cluster/kuberay/rayjob-stage1.yaml",  # tests/training/test_stage1_cli.py
+                         "cluster/kuberay/rayjob-stage2.yaml"}  # tests/training/stage2/test_cli.py

@@ -35,14 +35,6 @@ def test_version_and_help():
         assert flag in result.stdout
 
 
-@pytest.mark.parametrize("command", ["train-stage2"])
-def test_unimplemented_subcommand_exits_2_with_one_line(command):
-    result = _run("clear-ray", command)
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert "not implemented" in result.stderr
-
-
 def test_bad_flag_value_is_one_line_per_problem_without_traceback():
     result = _run("clear-ray", "remove", "in", "out", "--chunk-size", "80", "--lora-scale", "3")
     assert result.returncode == 2

@@ -44,7 +44,7 @@ def test_exactly_two_setup_commands_and_ci_runs_the_second():
 
 
 JOB_ENTRYPOINTS = {"jobs/remove_subtitles.py": "remove", "jobs/make_pairs.py": "make-pairs",
-                   "jobs/train_stage1.py": "train-stage1"}
+                   "jobs/train_stage1.py": "train-stage1", "jobs/train_stage2.py": "train-stage2"}
 
 
 def _clear_ray_argv(words: list[str]) -> list[str] | None:
@@ -82,3 +82,7 @@ def test_every_shown_command_parses_and_validates(argv):
         from clear_ray.commands.train_stage1 import job_config as stage1_config
 
         stage1_config(args)
+    elif args.command == "train-stage2":
+        from clear_ray.commands.train_stage2 import job_config as stage2_config
+
+        stage2_config(args)

@@ -88,6 +88,14 @@ def control_inputs(pipe: Any, frames_thwc_u8: np.ndarray, latents: "torch.Tensor
         tiled=tiled, tile_size=TILE_SIZE, tile_stride=TILE_STRIDE, clip_feature=None, y=None, latents=latents)
 
 
+def encode_video(pipe: Any, frames_thwc_u8: np.ndarray, *, tiled: bool) -> "torch.Tensor":
+    """(1, 16, T', H/8, W/8) latents of a window, encoded exactly as ``control_inputs`` encodes
+    the control video (so cached or training latents equal the inference path's)."""
+    video = pipe.preprocess_video(frames_thwc_u8)
+    return pipe.vae.encode(video, device=pipe.device, tiled=tiled, tile_size=TILE_SIZE, tile_stride=TILE_STRIDE
+                           ).to(dtype=pipe.torch_dtype, device=pipe.device)
+
+
 def control_from_latents(control_latents: "torch.Tensor") -> dict[str, "torch.Tensor"]:
     """What ``control_inputs`` returns, from already encoded control latents (B, 16, T, h, w):
     y = [control, zeros] and a zero CLIP feature (CLEAR feeds no reference image)."""

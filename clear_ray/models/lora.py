@@ -256,6 +256,16 @@ def _first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
+def lora_tensors(factors: dict[str, tuple[torch.Tensor, torch.Tensor]], adapter: str = "default"
+                 ) -> dict[str, torch.Tensor]:
+    """The key layout a written file holds: ``<layer>.lora_A.<adapter>.weight`` / ``lora_B``."""
+    tensors: dict[str, torch.Tensor] = {}
+    for layer, (down, up) in sorted(factors.items()):
+        tensors[f"{layer}.lora_A.{adapter}.weight"] = down
+        tensors[f"{layer}.lora_B.{adapter}.weight"] = up
+    return tensors
+
+
 def lora_file_bytes(factors: dict[str, tuple[torch.Tensor, torch.Tensor]], *, rank: int, alpha: float,
                     suffix: str, adapter: str = "default") -> bytes:
     """A LoRA file ``load_lora`` reads back as these factors at scale alpha / rank: CLEAR's
@@ -267,10 +277,7 @@ def lora_file_bytes(factors: dict[str, tuple[torch.Tensor, torch.Tensor]], *, ra
     ranks = sorted({int(down.shape[0]) for down, _ in factors.values()})
     if ranks != [int(rank)]:
         raise ValueError(f"rank {rank} given but the factors have rank {'/'.join(map(str, ranks))}")
-    tensors: dict[str, torch.Tensor] = {}
-    for layer, (down, up) in sorted(factors.items()):
-        tensors[f"{layer}.lora_A.{adapter}.weight"] = down.detach().to("cpu").contiguous()
-        tensors[f"{layer}.lora_B.{adapter}.weight"] = up.detach().to("cpu").contiguous()
+    tensors = {key: tensor.detach().to("cpu").contiguous() for key, tensor in lora_tensors(factors, adapter).items()}
     if suffix == ".safetensors":
         from safetensors.torch import save
 

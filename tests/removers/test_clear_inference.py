@@ -13,9 +13,9 @@ from clear_ray.removers import load_remover
 from clear_ray.models.denoise import ClearDenoiser
 from clear_ray.models.wan import encode_prompt, load_component, load_pipeline
 from clear_ray.removers.clear import video_to_u8
-from clear_ray.removers.difference_mask import difference_mask
-from clear_ray.models.lora import fuse_lora, load_lora
 from clear_ray.models.files import locate_model_files
+from clear_ray.models.lora import fuse_lora, load_lora
+from clear_ray.removers.difference_mask import difference_mask
 from clear_ray.testing.tiny_wan import LORA_TARGETS, TinyClearModel
 
 STEPS = 2

@@ -1,0 +1,62 @@
+"""Stage II checkpoints: only what trains (LoRA + head + learned loss weight), never the
+frozen 1.3B base, in the file names and formats of ``clear_ray.training.checkpoints``:
+``model.safetensors`` (trainable tensors by name) and ``training_state.pt`` (optimizer,
+scheduler, step, RNG; ``torch.load(weights_only=True)`` reads it). The shared writer saves
+a module's whole state dict, which here would be the base model, hence this thin variant.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from clear_ray.training.checkpoints import MODEL_FILE, STATE_FILE, capture_rng, restore_rng, unwrap
+
+
+def trainable_tensors(module) -> dict:
+    return {name: param.detach().to("cpu").contiguous()
+            for name, param in unwrap(module).named_parameters() if param.requires_grad}
+
+
+def save(directory: str, *, module, optimizer, scheduler, step: int, extra: dict[str, Any] | None = None) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    os.makedirs(directory, exist_ok=True)
+    save_file(trainable_tensors(module), os.path.join(directory, MODEL_FILE))
+    state = {"step": int(step), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "rng": capture_rng(), "extra": dict(extra or {})}
+    torch.save(state, os.path.join(directory, STATE_FILE))
+
+
+def load(directory: str, *, module, optimizer=None, scheduler=None, restore_random: bool = True
+         ) -> tuple[int, dict[str, Any]]:
+    """Restore a checkpoint into an engine's module; every trainable tensor must be there."""
+    import torch
+    from safetensors.torch import load_file
+
+    tensors = load_file(os.path.join(directory, MODEL_FILE))
+    params = {name: param for name, param in unwrap(module).named_parameters() if param.requires_grad}
+    if set(tensors) != set(params):
+        missing, unknown = sorted(set(params) - set(tensors)), sorted(set(tensors) - set(params))
+        raise ValueError(f"checkpoint {directory} does not fit this Stage II model: missing {missing[:2]}, "
+                         f"unknown {unknown[:2]} (another LoRA rank, head or objective?)")
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+    state = torch.load(os.path.join(directory, STATE_FILE), map_location="cpu", weights_only=True)
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    if restore_random:
+        restore_rng(state["rng"])
+    return int(state["step"]), state["extra"]
+
+
+def load_state_extra(directory: str) -> tuple[int, list]:
+    """(step, metric history) of a checkpoint, without a model."""
+    import torch
+
+    state = torch.load(os.path.join(directory, STATE_FILE), map_location="cpu", weights_only=True)
+    return int(state["step"]), list(state["extra"].get("history", []))
