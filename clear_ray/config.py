@@ -124,6 +124,9 @@ class ClearConfig(StrictModel):
     seed: int = Field(0, ge=0)
     prompt: str = Field(DEFAULT_CLEAR_PROMPT, min_length=1)
     max_area: int = Field(1280 * 720, ge=16 * 16, description="model resolution cap in pixels (W*H)")
+    resize: Literal["stretch", "cover_crop"] = Field(
+        "stretch", description="stretch: the whole frame to the model size (every pixel seen); cover_crop: "
+                               "CLEAR's released resize + centre crop (the cropped border keeps the source)")
     tiled_vae: bool | Literal["auto"] = Field(
         "auto", description="auto = untiled on a GPU with the memory for it (faster), tiled otherwise (as CLEAR)")
     fast_rope: bool = Field(True, description="rotary embeddings in float32 on CUDA (DiffSynth: float64)")

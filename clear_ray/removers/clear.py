@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import torch
 
     from clear_ray.config import RemoverConfig
+    from clear_ray.models.resolution import CoverCrop
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,8 @@ class ClearRemover:
         return self._runtime_fingerprint
 
     def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
-        from clear_ray.models.resolution import model_resolution, resize_frames
+        from clear_ray.models.fast_path import attention_kernels
+        from clear_ray.models.resolution import CoverCrop, model_resolution, resize_frames
         from clear_ray.removers.difference_mask import difference_mask
 
         frames_thwc_u8 = np.asarray(frames_thwc_u8)
@@ -136,8 +138,8 @@ class ClearRemover:
         if num_frames % 4 != 1:
             raise ValueError(f"CLEAR takes 4n+1 frames per chunk (the VAE compresses time 4x), got {num_frames}")
         model_w, model_h = model_resolution(width, height, self.config.clear.max_area)
-        from clear_ray.models.fast_path import attention_kernels
-
+        if self.config.clear.resize == "cover_crop":
+            return self._remove_cover_crop(frames_thwc_u8, CoverCrop(width, height, model_w, model_h))
         with attention_kernels(self.device):
             video, timings = self._denoiser(resize_frames(frames_thwc_u8, model_w, model_h))
         output_thwc_u8 = video_to_u8(video, width, height)
@@ -148,6 +150,31 @@ class ClearRemover:
                 reconstruction_thwc_u8=None if reconstruction is None else video_to_u8(reconstruction, width, height))
         else:
             mask_thw_f32 = np.ones(frames_thwc_u8.shape[:3], dtype=np.float32)
+        self.last_timings = timings
+        return RemovalResult(frames_thwc_u8=output_thwc_u8, mask_thw_f32=mask_thw_f32)
+
+    def _remove_cover_crop(self, frames_thwc_u8: np.ndarray, crop: "CoverCrop") -> RemovalResult:
+        """CLEAR's released resize: cover + centre crop in, the model's pixels mapped back
+        where it saw the frame; the cropped-off border keeps the source (mask 0)."""
+        from clear_ray.models.fast_path import attention_kernels
+        from clear_ray.removers.difference_mask import difference_mask
+
+        with attention_kernels(self.device):
+            video, timings = self._denoiser(crop.to_model(frames_thwc_u8))
+        output_thwc_u8, seen_hw = crop.to_source(video_to_u8(video, crop.model_w, crop.model_h))
+        output_thwc_u8[:, ~seen_hw] = frames_thwc_u8[:, ~seen_hw]
+        if self.config.composite:
+            reconstruction = self._denoiser.last_reconstruction
+            if reconstruction is not None:
+                reconstruction_u8, _ = crop.to_source(video_to_u8(reconstruction, crop.model_w, crop.model_h))
+                reconstruction_u8[:, ~seen_hw] = frames_thwc_u8[:, ~seen_hw]
+            else:
+                reconstruction_u8 = None
+            mask_thw_f32 = difference_mask(frames_thwc_u8, output_thwc_u8, self.config.clear.mask,
+                                           reconstruction_thwc_u8=reconstruction_u8)
+        else:
+            mask_thw_f32 = np.ones(frames_thwc_u8.shape[:3], dtype=np.float32)
+        mask_thw_f32[:, ~seen_hw] = 0.0
         self.last_timings = timings
         return RemovalResult(frames_thwc_u8=output_thwc_u8, mask_thw_f32=mask_thw_f32)
 

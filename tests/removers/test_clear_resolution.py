@@ -43,3 +43,39 @@ def test_resize_round_trip_keeps_shape_dtype_and_content():
     assert back.shape == (3, 50, 70, 3) and back.dtype == np.float32
     assert abs(back[:, 25, 35].mean() - 200) < 2 and abs(back[:, 2, 2].mean()) < 2
     assert resize_frames(frames, 70, 50) is frames
+
+
+def test_cover_crop_maps_the_model_frame_back_where_the_model_saw_the_source():
+    import cv2
+
+    from clear_ray.models.resolution import CoverCrop, model_resolution
+
+    y, x = np.mgrid[0:50, 0:70]
+    frame = np.stack([x * 3, y * 4, (x + y) * 2], axis=-1).astype(np.uint8)
+    frames = np.stack([frame, cv2.GaussianBlur(frame, (5, 5), 1.0)])
+    model_w, model_h = model_resolution(70, 50)  # 64x48: covering keeps 48 rows, crops columns
+    crop = CoverCrop(70, 50, model_w, model_h)
+    inside = crop.to_model(frames)
+    assert inside.shape == (2, model_h, model_w, 3)
+    back, seen = crop.to_source(inside)  # an identity "model"
+    assert back.shape == frames.shape and seen.shape == (50, 70)
+    assert seen[:, 10:60].all() and not seen[:, 0].any() and not seen[:, -1].any()  # the cut-off columns
+    assert (back[:, ~seen] == 0).all()
+    error = np.abs(back[:, seen].astype(float) - frames[:, seen]).mean()
+    assert error < 2.0, error  # a smooth frame survives the round trip
+
+
+def test_the_cover_crop_remover_keeps_the_cropped_border_as_source(tiny_clear_model):
+    from clear_ray.config import RemoverConfig
+    from clear_ray.removers import load_remover
+
+    frames = np.random.default_rng(0).integers(0, 256, (5, 50, 70, 3), dtype=np.uint8)
+    remover = load_remover(RemoverConfig(backend="clear", composite=False, clear={
+        "model_dir": tiny_clear_model.model_dir, "lora": tiny_clear_model.lora_path, "steps": 1,
+        "resize": "cover_crop"}), device="cpu")
+    result = remover.remove(frames)
+    assert result.frames_thwc_u8.shape == frames.shape
+    border = result.mask_thw_f32[0] == 0
+    assert border[:, 0].all() and border[:, -1].all() and not border[:, 10:60].any()
+    assert np.array_equal(result.frames_thwc_u8[:, border], frames[:, border])
+    assert not np.array_equal(result.frames_thwc_u8[:, ~border], frames[:, ~border])  # the model ran inside
