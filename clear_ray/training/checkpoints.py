@@ -59,11 +59,19 @@ def restore_rng(state: dict[str, Any]) -> None:
 def save_training_state(directory: str, *, model, optimizer, scheduler, step: int,
                         extra: dict[str, Any] | None = None) -> None:
     """Write the checkpoint files into ``directory`` (which Ray Train then uploads)."""
+    save_checkpoint_files(directory, state_dict_tensors(model), optimizer=optimizer, scheduler=scheduler,
+                          step=step, extra=extra)
+
+
+def save_checkpoint_files(directory: str, tensors: dict, *, optimizer, scheduler, step: int,
+                          extra: dict[str, Any] | None = None) -> None:
+    """``tensors`` as ``MODEL_FILE`` and the optimizer, scheduler, step, RNG and ``extra``
+    as ``STATE_FILE``: the layout every stage's checkpoint has."""
     import torch
     from safetensors.torch import save_file
 
     os.makedirs(directory, exist_ok=True)
-    save_file(state_dict_tensors(model), os.path.join(directory, MODEL_FILE))
+    save_file(tensors, os.path.join(directory, MODEL_FILE))
     state = {"step": int(step), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "rng": capture_rng(), "extra": dict(extra or {})}
     torch.save(state, os.path.join(directory, STATE_FILE))
@@ -72,10 +80,18 @@ def save_training_state(directory: str, *, model, optimizer, scheduler, step: in
 def load_training_state(directory: str, *, model, optimizer=None, scheduler=None,
                         restore_random: bool = True) -> tuple[int, dict[str, Any]]:
     """Load a checkpoint written by ``save_training_state``; returns ``(step, extra)``."""
-    import torch
     from safetensors.torch import load_file
 
     unwrap(model).load_state_dict(load_file(os.path.join(directory, MODEL_FILE)))
+    return load_state_file(directory, optimizer=optimizer, scheduler=scheduler, restore_random=restore_random)
+
+
+def load_state_file(directory: str, *, optimizer=None, scheduler=None,
+                    restore_random: bool = True) -> tuple[int, dict[str, Any]]:
+    """Restore the optimizer, scheduler and RNG from ``STATE_FILE`` (``weights_only``: no
+    pickled code runs); returns ``(step, extra)``."""
+    import torch
+
     state = torch.load(os.path.join(directory, STATE_FILE), map_location="cpu", weights_only=True)
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])

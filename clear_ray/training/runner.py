@@ -76,3 +76,35 @@ def all_reduce_mean(values, world_size: int):
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
         values = values / world_size
     return values
+
+
+def warmup_cosine(warmup_steps: int, max_steps: int, min_lr_ratio: float) -> Callable[[int], float]:
+    """LambdaLR factor: linear warm-up over ``warmup_steps``, then a cosine down to
+    ``min_lr_ratio`` at ``max_steps`` (both stages' schedule)."""
+    import math
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+_SECRET_FIELDS = ("access_key_id", "secret_access_key")
+
+
+def storage_secrets(settings: RayTrainSettings) -> dict[str, str | None]:
+    """The storage credentials in clear: ``model_dump`` masks SecretStr, and the workers
+    need the real values (they travel inside Ray, never into a log or a checkpoint)."""
+    storage = settings.storage
+    return {name: getattr(storage, name).get_secret_value() if getattr(storage, name) else None
+            for name in _SECRET_FIELDS}
+
+
+def restore_storage_secrets(settings: RayTrainSettings, secrets: dict[str, str | None]) -> None:
+    """Put ``storage_secrets`` back into a config rebuilt from its masked dump (in a worker)."""
+    for name, value in secrets.items():
+        if value is not None:
+            setattr(settings.storage, name, value)

@@ -9,7 +9,6 @@ slice of the plan, reporting metrics every ``run.report_every`` steps and a chec
 
 from __future__ import annotations
 
-import math
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -48,7 +47,7 @@ def train_stage1(config: Stage1TrainConfig) -> Stage1Result:
 
     # 3. Train (resumes when OUTPUT/runs/NAME holds a checkpoint).
     loop_config = {"config": config.model_dump(mode="json"),
-                   "secrets": _secrets(config), "train_rows": train_rows, "dev_rows": dev_rows}
+                   "secrets": runner.storage_secrets(config.run), "train_rows": train_rows, "dev_rows": dev_rows}
     trainer = runner.build_trainer(train_loop_per_worker, loop_config, settings=config.run,
                                    output_uri=config.output, datasets={data.PLAN: plan},
                                    dataset_config=data.plan_data_config())
@@ -73,7 +72,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     from clear_ray.training.storage import fsspec_options
 
     # 1. Settings and place in the world.
-    config = _restore_secrets(Stage1TrainConfig.model_validate(loop_config["config"]), loop_config["secrets"])
+    config = Stage1TrainConfig.model_validate(loop_config["config"])
+    runner.restore_storage_secrets(config.run, loop_config["secrets"])
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
     device = runner.worker_device()
@@ -84,7 +84,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     objective = Stage1Objective(OcclusionPrior(config.model), config.loss).to(device)
     optimizer = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad],
                                   lr=config.optim.lr, weight_decay=config.optim.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, runner.warmup_cosine(
+        config.optim.warmup_steps, config.max_steps, config.optim.min_lr_ratio))
 
     # 3. Resume from the latest checkpoint of this run, if any.
     step, history = 0, []
@@ -150,30 +151,3 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         if last:
             break
         window_start, window_step = time.monotonic(), step
-
-
-def _warmup_cosine(config: Stage1TrainConfig):
-    warmup, total, floor = config.optim.warmup_steps, config.max_steps, config.optim.min_lr_ratio
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
-
-
-def _secrets(config: Stage1TrainConfig) -> dict[str, str | None]:
-    # model_dump masks SecretStr; the workers need the real values (they travel inside Ray,
-    # never into a log or a checkpoint).
-    storage = config.run.storage
-    return {name: getattr(storage, name).get_secret_value() if getattr(storage, name) else None
-            for name in ("access_key_id", "secret_access_key")}
-
-
-def _restore_secrets(config: Stage1TrainConfig, secrets: dict[str, str | None]) -> Stage1TrainConfig:
-    for name, value in secrets.items():
-        if value is not None:
-            setattr(config.run.storage, name, value)
-    return config

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from clear_ray.training.checkpoints import MODEL_FILE, STATE_FILE, capture_rng, restore_rng, unwrap
+from clear_ray.training.checkpoints import (
+    MODEL_FILE, STATE_FILE, load_state_file, save_checkpoint_files, unwrap,
+)
 
 
 def trainable_tensors(module) -> dict:
@@ -19,14 +21,8 @@ def trainable_tensors(module) -> dict:
 
 
 def save(directory: str, *, module, optimizer, scheduler, step: int, extra: dict[str, Any] | None = None) -> None:
-    import torch
-    from safetensors.torch import save_file
-
-    os.makedirs(directory, exist_ok=True)
-    save_file(trainable_tensors(module), os.path.join(directory, MODEL_FILE))
-    state = {"step": int(step), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "rng": capture_rng(), "extra": dict(extra or {})}
-    torch.save(state, os.path.join(directory, STATE_FILE))
+    save_checkpoint_files(directory, trainable_tensors(module), optimizer=optimizer, scheduler=scheduler, step=step,
+                          extra=extra)
 
 
 def load(directory: str, *, module, optimizer=None, scheduler=None, restore_random: bool = True
@@ -44,14 +40,7 @@ def load(directory: str, *, module, optimizer=None, scheduler=None, restore_rand
     with torch.no_grad():
         for name, tensor in tensors.items():
             params[name].copy_(tensor.to(params[name].device, params[name].dtype))
-    state = torch.load(os.path.join(directory, STATE_FILE), map_location="cpu", weights_only=True)
-    if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    if restore_random:
-        restore_rng(state["rng"])
-    return int(state["step"]), state["extra"]
+    return load_state_file(directory, optimizer=optimizer, scheduler=scheduler, restore_random=restore_random)
 
 
 def load_state_extra(directory: str) -> tuple[int, list]:

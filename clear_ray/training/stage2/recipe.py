@@ -53,7 +53,7 @@ def train_stage2(config: Stage2Config) -> Stage2Result:
     plan = data.plan_dataset(config.max_steps * config.batch_size)
 
     # 3. Train (resumes when OUTPUT/runs/NAME holds a checkpoint).
-    loop_config = {"config": config.model_dump(mode="json"), "secrets": _secrets(config), "rows": rows}
+    loop_config = {"config": config.model_dump(mode="json"), "secrets": runner.storage_secrets(config.run), "rows": rows}
     trainer = runner.build_trainer(train_loop_per_worker, loop_config, settings=config.run, output_uri=config.output,
                                    datasets={data.PLAN: plan}, dataset_config=data.plan_data_config())
     result = trainer.fit()
@@ -82,7 +82,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     from clear_ray.training.storage import fsspec_options
 
     # 1. Settings and place in the world.
-    config = _restore_secrets(Stage2Config.model_validate(loop_config["config"]), loop_config["secrets"])
+    config = Stage2Config.model_validate(loop_config["config"])
+    runner.restore_storage_secrets(config.run, loop_config["secrets"])
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
     device = runner.worker_device()
@@ -92,7 +93,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     engine = Stage2Engine(config, device)
     optimizer = torch.optim.AdamW(engine.trainable_parameters(), lr=config.optim.lr,
                                   weight_decay=config.optim.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, runner.warmup_cosine(
+        config.optim.warmup_steps, config.max_steps, config.optim.min_lr_ratio))
 
     # 3. Resume from the latest checkpoint of this run, if any.
     step, history = 0, []
@@ -159,31 +161,3 @@ def _prepare(module, config: Stage2Config):
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return module
     return ray.train.torch.prepare_model(module, parallel_strategy="ddp", move_to_device=False)
-
-
-def warmup_cosine(config: Stage2Config):
-    import math
-
-    warmup, total, floor = config.optim.warmup_steps, config.max_steps, config.optim.min_lr_ratio
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
-
-
-def _secrets(config: Stage2Config) -> dict[str, str | None]:
-    # model_dump masks SecretStr; the workers need the real values (inside Ray only).
-    storage = config.run.storage
-    return {name: getattr(storage, name).get_secret_value() if getattr(storage, name) else None
-            for name in ("access_key_id", "secret_access_key")}
-
-
-def _restore_secrets(config: Stage2Config, secrets: dict[str, str | None]) -> Stage2Config:
-    for name, value in secrets.items():
-        if value is not None:
-            setattr(config.run.storage, name, value)
-    return config
