@@ -1,7 +1,8 @@
 """The one compositor, and the streaming stitch of segments.
 
-Every remover's output reaches the video through ``composite_patch`` (``composite_frame``
-is the same over a whole RGB frame):
+Every remover's output reaches the video through one rule, computed by ``blend_layers``
+(the job blends its terms into the source's own samples, ``SegmentEncoder.write_blended``;
+``composite_patch`` / ``composite_frame`` apply them in 8-bit RGB):
 
     alpha  = max_j m_j
     colour = sum_j w_j m_j removed_j / sum_j w_j m_j
