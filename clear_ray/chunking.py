@@ -174,21 +174,23 @@ def blend_weights(chunks: Sequence[Chunk], num_frames: int, kind: BlendKind = "c
 
 def plan_segments(chunks: Sequence[Chunk], num_frames: int, min_frames: int = 1) -> list[Segment]:
     """Partition ``[0, num_frames)`` into segments that start at chunk starts and hold at
-    least ``min_frames`` frames (the last one may be shorter only when the whole video
-    is), each with the indices of every chunk that intersects it.
+    least ``min_frames`` frames, except the last, which holds at least half as many (or
+    the whole video), each with the indices of every chunk that intersects it.
 
     Every segment is encoded on its own and begins with an IDR frame: one per chunk stride
     (~2.6 s) costs ~13% bitrate at the same quality, so the job groups strides into
     pieces of ~10 s (``chunking.segment_frames``)."""
     if min_frames < 1:
         raise ValueError(f"min_frames must be >= 1, got {min_frames}")
-    # Boundaries: chunk starts, taken greedily once a piece holds min_frames; a short
-    # tail joins the piece before it.
+    # Boundaries: chunk starts, taken greedily once a piece holds min_frames. Only a tail
+    # shorter than half a piece joins the piece before it: the last segment can start
+    # only once the video's last chunk is removed, so it sits on the job's critical path,
+    # and a joined tail up to twice the others' length was what a video waited for last.
     bounds = [0]
     for chunk in chunks[1:]:
         if chunk.start - bounds[-1] >= min_frames:
             bounds.append(chunk.start)
-    if len(bounds) > 1 and num_frames - bounds[-1] < min_frames:
+    if len(bounds) > 1 and 2 * (num_frames - bounds[-1]) < min_frames:
         bounds.pop()
     bounds.append(num_frames)
     # Starts and stops both increase with the chunk index, so the chunks intersecting

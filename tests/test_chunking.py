@@ -99,7 +99,10 @@ def test_plan_properties(plan, kind):
     assert {s.start for s in grouped} <= {c.start for c in chunks}
     for seg, nxt in zip(grouped, grouped[1:]):
         assert seg.stop == nxt.start
-    assert all(s.stop - s.start >= min_frames for s in grouped) or len(grouped) == 1
+    assert all(s.stop - s.start >= min_frames for s in grouped[:-1])
+    assert 2 * (grouped[-1].stop - grouped[-1].start) >= min_frames or len(grouped) == 1
+    # The last piece is at most as long as a piece plus half of one (a short tail joined).
+    assert grouped[-1].stop - grouped[-1].start < min_frames * 3 // 2 + chunk_size or len(grouped) == 1
     for seg in grouped:
         assert seg.chunk_indices == tuple(c.index for c in chunks if c.start < seg.stop and c.stop > seg.start)
 

@@ -10,7 +10,10 @@ timestamps cannot locate frames (``info.exact_seek`` False) are decoded by count
 frames from the start, once per process and file: the open decode is kept between calls
 (``_ForwardCursor``) with its last few frames, so a worker asking for the chunks of such a
 file in order (each overlapping the previous one) decodes the file once in all, not once
-per chunk. Every loop ends at end of file.
+per chunk. Seekable files keep their open decode too: a range that starts inside the kept
+frames or a little after the decoder's position continues it instead of seeking (a seek
+decodes again from the keyframe before the range, up to a whole GOP per chunk).
+Every loop ends at end of file.
 
 A ``Frame`` keeps the decoder's own picture and makes RGB only when asked: the encoder
 takes untouched frames in the decoder's YUV, with no RGB round trip at all.
@@ -42,6 +45,13 @@ _RETRY_BACK_FRAMES = (300,)
 # Files without exact seeking: decoded frames kept for a following overlapping range, open
 # decodes kept between calls, and frame timestamps remembered per file.
 _CURSOR_TAIL_FRAMES = 32
+# ... and at most this many bytes of them (32 frames of 4K 10-bit 4:4:4 would be 1.6 GB).
+_CURSOR_TAIL_BYTES = 128 << 20
+# A seekable file's kept decode serves a range starting at most this many frames after its
+# position: decoding them costs less than a seek's average walk from the preceding keyframe
+# (half a GOP, and GOPs of 250 frames are common), and it covers a pool of two workers
+# taking a video's chunks in turn (the gap is one chunk stride, 65 frames by default).
+_CONTINUE_MAX_GAP_FRAMES = 96
 _IDLE_CURSORS = 2
 _REMEMBERED_TIMESTAMPS = 8
 # One thread per conversion: swscale's automatic slice threads cost CPU (3.5 -> 5.1 ms per
@@ -121,6 +131,13 @@ class _RgbConverter:
         return array_hwc_u8
 
 
+def _tail_frames(info: VideoInfo) -> int:
+    """Decoded pictures a kept decode holds for an overlapping next range."""
+    bytes_per_sample = 2 if info.bit_depth > 8 else 1
+    frame_bytes = info.coded_width * info.coded_height * 3 * bytes_per_sample  # 4:4:4 at most
+    return max(1, min(_CURSOR_TAIL_FRAMES, _CURSOR_TAIL_BYTES // max(1, frame_bytes)))
+
+
 class _Unreliable(Exception):
     """Decoded timestamps disagree with the scan: fall back to counting from the start."""
 
@@ -128,7 +145,7 @@ class _Unreliable(Exception):
 def iter_frames(uri: str, start: int, stop: int, *, start_pts: int | None = None, info: VideoInfo | None = None,
                 storage_options: dict | None = None, timestamps: Sequence[int] | np.ndarray | None = None,
                 max_pixels: int = DEFAULT_MAX_PIXELS, threads: int = 0,
-                rgb: RgbMode = "accurate") -> Iterator[Frame]:
+                rgb: RgbMode = "accurate", keep_decoder: bool = False) -> Iterator[Frame]:
     """Exactly the frames [start, stop) in presentation order.
 
     ``start_pts`` (= ``frame_timestamps(uri)[start]``) avoids a re-scan of the file (pass
@@ -138,7 +155,10 @@ def iter_frames(uri: str, start: int, stop: int, *, start_pts: int | None = None
     the function scans the file itself. ``threads`` bounds the decoder's threads (0 = FFmpeg's
     choice). Files whose timestamps cannot locate frames (``exact_seek`` False) are decoded
     from the start and need the scan whatever is passed. ``rgb`` picks the conversion each
-    frame's ``rgb_hwc_u8`` gets (see ``sws_flags``).
+    frame's ``rgb_hwc_u8`` gets (see ``sws_flags``). ``keep_decoder`` keeps this seekable
+    file's decode open after the range, with its last frames, for a next range of the file
+    that starts in them or a little after (a worker's next chunk); any call continues a
+    kept decode that can serve it.
     """
     uri = str(uri)
     sws_flags(rgb)  # refuses an unknown mode before any work
@@ -159,7 +179,8 @@ def iter_frames(uri: str, start: int, stop: int, *, start_pts: int | None = None
     if timestamps is not None:
         timestamps = np.asarray(timestamps, dtype=np.int64)
         start_pts = int(timestamps[start])
-    reader = _RangeReader(uri, info, storage_options, threads, timestamps, total if total is not None else stop, rgb)
+    reader = _RangeReader(uri, info, storage_options, threads, timestamps, total if total is not None else stop, rgb,
+                          keep_decoder)
     if info.exact_seek:
         produced = 0
         try:
@@ -181,18 +202,30 @@ def iter_frames(uri: str, start: int, stop: int, *, start_pts: int | None = None
 def decode(uri: str, start: int, stop: int, **kwargs: Any) -> np.ndarray:
     """Frames [start, stop) as one ``(T, H, W, 3)`` uint8 array, display-oriented
     (keyword arguments as for ``iter_frames``; a remover's input may use ``rgb="fast"``)."""
-    frames = [frame.rgb_hwc_u8 for frame in iter_frames(uri, start, stop, **kwargs)]
-    if not frames:
+    frames_thwc_u8: np.ndarray | None = None
+    count = 0
+    for frame in iter_frames(uri, start, stop, **kwargs):
+        rgb_hwc_u8 = frame.rgb_hwc_u8
+        frame._rgb_hwc_u8 = None  # the array below keeps the only copy
+        if frames_thwc_u8 is None:
+            # One allocation filled in place: stacking a list of frames at the end held two
+            # copies of the window at once (~0.5 GB for 81 frames at 1080p) and cost as much
+            # time as the decode itself.
+            frames_thwc_u8 = np.empty((stop - start, *rgb_hwc_u8.shape), np.uint8)
+        frames_thwc_u8[count] = rgb_hwc_u8
+        count += 1
+    if frames_thwc_u8 is None:
         info = kwargs.get("info")
         height, width = (info.height, info.width) if info is not None else (0, 0)
         return np.zeros((0, height, width, 3), np.uint8)
-    return np.stack(frames)
+    return frames_thwc_u8[:count]
 
 
 class _RangeReader:
     def __init__(self, uri: str, info: VideoInfo, storage_options: dict | None, threads: int,
-                 timestamps: np.ndarray | None, total: int, rgb: RgbMode = "accurate"):
+                 timestamps: np.ndarray | None, total: int, rgb: RgbMode = "accurate", keep_decoder: bool = False):
         self.uri, self.info, self.storage_options, self.threads = uri, info, storage_options, threads
+        self.keep_decoder = keep_decoder
         self.timestamps = timestamps
         self.total = total  # the frame count errors report
         self.to_rgb = _RgbConverter(info, rgb)
@@ -223,6 +256,10 @@ class _RangeReader:
         return int(self.timestamps[index]) if self.timestamps is not None else None
 
     def by_seek(self, start: int, stop: int, start_pts: int) -> Iterator[Frame]:
+        kept = _ForwardCursor.take_near(self, start)
+        if kept is not None:
+            yield from self._continue(kept, start, stop)
+            return
         ticks = self.info.frame_ticks
         equal_before = 0
         if self.timestamps is not None:  # repeated pts: skip the copies that precede `start`
@@ -234,14 +271,17 @@ class _RangeReader:
         for target in targets:
             if target is not None and target <= self.info.start_pts:
                 continue  # as good as starting from the beginning
-            with open_container(self.uri, self.storage_options) as container:
+            with contextlib.ExitStack() as stack:
+                container = stack.enter_context(open_container(self.uri, self.storage_options))
                 if target is not None:
                     container.seek(target, stream=container.streams[self.info.video_stream_index],
                                    backward=True, any_frame=False)
                 first = True
                 skip_equal = equal_before
                 previous: int | None = None
-                for frame in self._frames(container, skip_before_pts=start_pts):
+                decoded = self._frames(container, skip_before_pts=start_pts)
+                tail: collections.deque = collections.deque(maxlen=_tail_frames(self.info))
+                for frame in decoded:
                     pts = frame.pts
                     if pts is None or (previous is not None and pts < previous):
                         _log.debug("%s: decoded pts %s out of order; counting frames instead", self.uri, pts)
@@ -268,9 +308,12 @@ class _RangeReader:
                         _log.debug("%s: frame %d decoded with pts %d, scan says %d; counting frames instead",
                                    self.uri, index, pts, expected)
                         raise _Unreliable()
+                    tail.append((index, frame))
                     yield Frame(index, pts, frame, self.to_rgb)
                     index += 1
                     if index == stop:
+                        if self.keep_decoder:  # the next range (a worker's next chunk) may continue here
+                            _ForwardCursor(self, stack.pop_all(), decoded, index, tail).put_back()
                         return
                 else:
                     if first and target is not None:
@@ -278,6 +321,30 @@ class _RangeReader:
                         continue  # the seek went past the end: retry from further back
                     raise CorruptStream(f"file ends after {index} of {self.total} frames", self.uri)
         raise CorruptStream(f"cannot decode frame {start} (pts {start_pts})", self.uri)
+
+    def _continue(self, cursor: "_ForwardCursor", start: int, stop: int) -> Iterator[Frame]:
+        """Frames [start, stop) from a kept decode of this seekable file, with the checks a
+        seek's decode gets; a disagreement raises _Unreliable (iter_frames then counts)."""
+        index = start
+        previous: int | None = None
+        try:
+            for number, video_frame in cursor.frames(start, stop):
+                pts = video_frame.pts
+                expected = self._expected(number)
+                if pts is None or (previous is not None and pts < previous) or \
+                        (expected is not None and pts != expected):
+                    _log.debug("%s: continued decode gave pts %s for frame %d; counting frames instead",
+                               self.uri, pts, number)
+                    raise _Unreliable()
+                previous = pts
+                yield Frame(number, pts, video_frame, self.to_rgb)
+                index = number + 1
+            if index < stop:
+                raise CorruptStream(f"file ends after {cursor.position} of {self.total} frames", self.uri)
+        except BaseException:
+            cursor.close()
+            raise
+        cursor.put_back()
 
     def by_count(self, start: int, stop: int) -> Iterator[Frame]:
         """Count frames from the start: for files whose pts cannot be trusted. Continues a
@@ -314,13 +381,19 @@ class _ForwardCursor:
     _idle: "collections.OrderedDict[tuple, _ForwardCursor]" = collections.OrderedDict()
     _lock = threading.Lock()
 
-    def __init__(self, reader: _RangeReader):
+    def __init__(self, reader: _RangeReader, stack: contextlib.ExitStack | None = None,
+                 decoded: Iterator[Any] | None = None, position: int = 0,
+                 tail: "collections.deque | None" = None):
+        """A new decode from frame 0, or (``stack``, ``decoded``, ``position``, ``tail``)
+        an open one that stands before frame ``position`` (a finished seek's)."""
         self.key = reader.key()
-        self._stack = contextlib.ExitStack()
-        container = self._stack.enter_context(open_container(reader.uri, reader.storage_options))
-        self._decoded = reader._frames(container)
-        self.position = 0  # index of the next frame the decoder gives
-        self._tail: collections.deque = collections.deque(maxlen=_CURSOR_TAIL_FRAMES)
+        if stack is None:
+            stack = contextlib.ExitStack()
+            decoded = reader._frames(stack.enter_context(open_container(reader.uri, reader.storage_options)))
+        self._stack = stack
+        self._decoded = decoded
+        self.position = position  # index of the next frame the decoder gives
+        self._tail: collections.deque = collections.deque(tail or (), maxlen=_tail_frames(reader.info))
 
     @classmethod
     def take(cls, reader: _RangeReader, start: int) -> "_ForwardCursor":
@@ -332,6 +405,18 @@ class _ForwardCursor:
         if cursor is not None:
             cursor.close()
         return cls(reader)
+
+    @classmethod
+    def take_near(cls, reader: _RangeReader, start: int) -> "_ForwardCursor | None":
+        """The kept decode of this file if it holds ``start`` or stands a little before it
+        (cheaper than a seek), else None (a kept decode that is not used stays kept)."""
+        with cls._lock:
+            cursor = cls._idle.get(reader.key())
+            if cursor is None or not (cursor._holds(start) or
+                                      cursor.position <= start <= cursor.position + _CONTINUE_MAX_GAP_FRAMES):
+                return None
+            del cls._idle[reader.key()]
+            return cursor
 
     def _holds(self, index: int) -> bool:
         return bool(self._tail) and self._tail[0][0] <= index < self.position
@@ -346,7 +431,7 @@ class _ForwardCursor:
                 return
             number = self.position
             self.position += 1
-            if number >= stop - _CURSOR_TAIL_FRAMES:
+            if number >= stop - self._tail.maxlen:
                 self._tail.append((number, video_frame))
             if number >= start:
                 yield number, video_frame
@@ -364,6 +449,15 @@ class _ForwardCursor:
         with contextlib.suppress(Exception):
             self._decoded.close()
         self._stack.close()
+
+
+def close_kept_decodes() -> None:
+    """Close every decode kept open for a next range (the next range of any file seeks)."""
+    with _ForwardCursor._lock:
+        kept = list(_ForwardCursor._idle.values())
+        _ForwardCursor._idle.clear()
+    for cursor in kept:
+        cursor.close()
 
 
 _TIMESTAMPS: "collections.OrderedDict[tuple, np.ndarray]" = collections.OrderedDict()

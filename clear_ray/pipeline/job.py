@@ -8,6 +8,7 @@ import queue
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -58,21 +59,19 @@ def run_remove_job(config: RemoveJobConfig) -> JobSummary:
     options = config.storage.s3_storage_options()
     reporter = Reporter(quiet=config.quiet)
 
-    # 1. What is there (read-only: a bad SRC or model fails before DST is touched).
-    videos = list_inputs(config.src, config.extensions, storage_options=options, exclude_prefix=config.dst)
-    if config.fingerprint == "content":
-        videos = _with_content_fingerprints(videos, options)
+    # 1. The model (a bad model fails before DST is touched).
     from clear_ray.removers import model_fingerprint
 
     model_fp = model_fingerprint(config.remover)
     config_fp = config_fingerprint(config, include=OUTPUT_SETTINGS)
     backend = config.remover.resolved_backend()
 
-    # 2. One writer per DST: everything below writes only while this run holds the lease.
+    # 2. One writer per DST: everything below reads DST's state and writes only while this
+    #    run holds the lease. (A bad SRC fails here, leaving nothing but the released lease.)
     lease = DstLease(config.dst, run_id, ttl_s=config.lease_ttl_s, storage_options=options)
     lease.acquire(wait=config.wait_for_lease, timeout_s=config.lease_wait_timeout_s)
     try:
-        summary = _run_holding_lease(config, lease, videos, model_fp, config_fp, backend, reporter, started)
+        summary = _run_holding_lease(config, lease, model_fp, config_fp, backend, reporter, started)
     finally:
         lease.release()
     summary.seconds = time.monotonic() - started
@@ -80,12 +79,15 @@ def run_remove_job(config: RemoveJobConfig) -> JobSummary:
     return summary
 
 
-def _run_holding_lease(config: RemoveJobConfig, lease: DstLease, videos: list[InputVideo], model_fp: str,
-                       config_fp: str, backend: str, reporter: Reporter, started: float) -> JobSummary:
+def _run_holding_lease(config: RemoveJobConfig, lease: DstLease, model_fp: str, config_fp: str, backend: str,
+                       reporter: Reporter, started: float) -> JobSummary:
     run_id = lease.run_id
     options = config.storage.s3_storage_options()
     manifest = Manifest(config.dst, run_id, storage_options=options)
     summary = JobSummary(run_id=run_id)
+
+    # 3. What there is and what each input needs, from the consolidated manifest state.
+    videos, to_process, decided = startup_decisions(config, manifest, model_fp, config_fp)
 
     def record(row: ManifestRow) -> None:
         lease.check()  # a run that lost DST writes nothing more
@@ -96,8 +98,6 @@ def _run_holding_lease(config: RemoveJobConfig, lease: DstLease, videos: list[In
         summary.rows.append(row)
         reporter.video_finished(row, done_so_far=len(summary.rows), total=len(videos))
 
-    # 3. What each input needs, from the consolidated manifest state.
-    to_process, decided = decide_inputs(config, manifest, videos, model_fp, config_fp)
     lease.check()
     manifest.record_many(decided)  # one file for every skipped / quarantined input
     for row in decided:
@@ -125,14 +125,34 @@ def _run_holding_lease(config: RemoveJobConfig, lease: DstLease, videos: list[In
     return summary
 
 
-def decide_inputs(config: RemoveJobConfig, manifest: Manifest, videos: list[InputVideo], model_fp: str,
-                  config_fp: str) -> tuple[dict[str, VideoProgress], list[ManifestRow]]:
-    """The start-up decisions: the videos to process, and a manifest row for every other
-    input (skipped, quarantined). Reads the manifest state once and lists DST once."""
-    run_id = manifest.run_id
+def startup_decisions(config: RemoveJobConfig, manifest: Manifest, model_fp: str, config_fp: str
+                      ) -> tuple[list[InputVideo], dict[str, VideoProgress], list[ManifestRow]]:
+    """A run's start-up: every input under SRC, the videos to process, and a manifest row
+    for every other input (skipped, quarantined).
+
+    Three independent reads (list SRC, read the manifest state, list DST) run at once: on
+    an object store each is a round of LIST/GET requests whose latency then overlaps (their
+    response parsing still shares one interpreter)."""
     options = config.storage.s3_storage_options()
-    latest = manifest.latest_rows()
-    existing_outputs = _existing_files(config.dst, options)
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="startup") as pool:
+        listing = pool.submit(list_inputs, config.src, config.extensions, storage_options=options,
+                              exclude_prefix=config.dst)
+        latest = pool.submit(manifest.latest_rows)
+        existing_outputs = pool.submit(_existing_files, config.dst, options)
+        videos = listing.result()
+        if config.fingerprint == "content":
+            videos = _with_content_fingerprints(videos, options)
+        to_process, decided = decide_inputs(config, manifest.run_id, videos, latest.result(),
+                                            existing_outputs.result(), model_fp, config_fp)
+    return videos, to_process, decided
+
+
+def decide_inputs(config: RemoveJobConfig, run_id: str, videos: list[InputVideo], latest: dict[str, ManifestRow],
+                  existing_outputs: set[str], model_fp: str, config_fp: str
+                  ) -> tuple[dict[str, VideoProgress], list[ManifestRow]]:
+    """The videos to process, and a manifest row for every other input, from the manifest
+    state (``latest``: the newest row per input URI) and the files under DST."""
+    options = config.storage.s3_storage_options()
     dst_fs, _ = storage.filesystem(config.dst, options)  # one client, not one per input
     to_process: dict[str, VideoProgress] = {}
     decided: list[ManifestRow] = []

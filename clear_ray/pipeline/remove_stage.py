@@ -128,8 +128,12 @@ class RemoverActor:
             # mask is set reaches the video, unless --no-composite keeps it everywhere.
             frames_thwc_u8 = decode(str(row["input_uri"]), chunk.start, chunk.stop, start_pts=int(row["start_pts"]),
                                     info=info, storage_options=self.storage_options, threads=self.threads,
-                                    rgb="fast" if self.config.remover.composite else "accurate")
-            window_thwc_u8 = frames_thwc_u8[chunk_source_indices(chunk) - chunk.start]
+                                    rgb="fast" if self.config.remover.composite else "accurate",
+                                    keep_decoder=True)  # this actor's next chunk of the video continues it
+            positions = chunk_source_indices(chunk) - chunk.start
+            # Reflection padding needs a gather (a copy); an unpadded chunk is the decode itself.
+            unpadded = np.array_equal(positions, np.arange(len(frames_thwc_u8)))
+            window_thwc_u8 = frames_thwc_u8 if unpadded else frames_thwc_u8[positions]
             result = self.remover.remove(window_thwc_u8)
             if not self.config.remover.composite:
                 # --no-composite: the model's output is kept everywhere.

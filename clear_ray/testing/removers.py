@@ -4,7 +4,10 @@
   hash, the process id, the Ray node id) to ``plugin_options["calls_file"]``, and one per
   started call to ``plugin_options["starts_file"]`` if given; it can sleep (before its
   finished line), so tests can count remover calls across processes and runs, and kill a
-  job or an actor mid-way. ``GpuCountingRemover`` is the same asking for a GPU.
+  job or an actor mid-way. With ``plugin_options["wait_for_nodes"]`` = N (and a
+  ``nodes_file``) a call first waits, bounded, until removers on N distinct Ray nodes have
+  started: a test of spreading over nodes then does not depend on how fast the machine
+  brings the later nodes up. ``GpuCountingRemover`` is the same asking for a GPU.
 - ``BarcodeCopyRemover``: reads the frame-index barcode that the test clip carries at the
   top and stamps the same index at the bottom, with mask 1 there only: the output proves
   that every replaced region landed on the right source frame, through overlaps too.
@@ -48,8 +51,23 @@ class CountingRemover(_TestRemover):
         self.sleep_s = float(config.plugin_options.get("sleep_s", 0.0))
         self.device = device
         self.node = _node_id()
+        self.wait_for_nodes = int(config.plugin_options.get("wait_for_nodes", 0))
+        self.nodes_file = config.plugin_options.get("nodes_file")
+        if self.nodes_file:
+            _append_line(self.nodes_file, self.node)
+
+    def _wait_for_nodes(self, timeout_s: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with open(self.nodes_file) as lines:
+                if len({line.strip() for line in lines if line.strip()}) >= self.wait_for_nodes:
+                    return
+            time.sleep(0.2)
+        raise TimeoutError(f"removers on {self.wait_for_nodes} nodes did not start within {timeout_s:.0f} s")
 
     def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
+        if self.wait_for_nodes:
+            self._wait_for_nodes()
         digest = hashlib.sha256(frames_thwc_u8.tobytes()).hexdigest()[:16]
         if self.starts_file:
             _append_line(self.starts_file, f"{digest} {os.getpid()} {self.node}")

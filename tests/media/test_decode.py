@@ -172,7 +172,8 @@ def test_a_lying_index_is_retried_not_trusted(make_clip, bframe_clip, tmp_path, 
     info, pts = inspect(str(path))
     reference_thwc_u8 = sequential_decode(path, info)
     with caplog.at_level(logging.DEBUG, logger="clear_ray.media.decode"):
-        for start in range(1, info.num_frames, 5):
+        # Backwards, so that a kept decode (none is kept without keep_decoder) could not serve.
+        for start in reversed(range(1, info.num_frames, 5)):
             got = decode(str(path), start, start + 1, info=info, timestamps=pts)
             assert np.array_equal(got, reference_thwc_u8[start:start + 1])
     assert "retrying further back" in caplog.text  # the fallback really ran
@@ -265,6 +266,7 @@ def test_non_reference_frames_before_the_range_are_not_decoded(bframe_clip, monk
             yield frame
 
     for skip in (False, True):
+        decode_module.close_kept_decodes()  # the same range again must seek, not continue
         monkeypatch.setattr(decode_module._RangeReader, "_frames",
                             lambda self, container, skip_before_pts=None, s=skip: counting(
                                 self, container, skip_before_pts, skip=s))
@@ -301,3 +303,32 @@ def test_chunks_of_a_file_without_exact_seek_decode_it_once(bframe_clip, tmp_pat
     quadratic = sum(chunk.stop for chunk in chunks)  # what decoding from frame 0 per chunk costs
     assert decode_chunks(chunks[::-1]) < quadratic  # backwards: exact still (kept frames help a little)
     assert decode_chunks([chunks[2], chunks[0], chunks[4]]) > 0
+
+
+def test_chunks_of_a_seekable_file_in_order_continue_one_decode(make_clip):
+    """A worker taking a video's chunks in order (or every other chunk, as one of two
+    workers does) continues its kept decode instead of seeking back to the keyframe before
+    each chunk: every frame is decoded once, and every chunk is still exact."""
+    from clear_ray.chunking import plan_chunks
+    from clear_ray.media.decode import decoded_frame_count
+
+    path = make_clip("longgop.mp4", frames=120, preset="medium", gop=60)  # B-frames, 2 GOPs
+    info, pts = inspect(str(path))
+    assert info.exact_seek
+    reference_thwc_u8 = sequential_decode(path, info)
+    chunks = plan_chunks(info.num_frames, 13, 4)
+
+    def decode_chunks(order) -> int:
+        before = decoded_frame_count()
+        for chunk in order:
+            got_thwc_u8 = decode(str(path), chunk.start, chunk.stop, start_pts=int(pts[chunk.start]), info=info,
+                                 keep_decoder=True)  # as the remover actor asks
+            assert np.array_equal(got_thwc_u8, reference_thwc_u8[chunk.start:chunk.stop]), chunk
+        return decoded_frame_count() - before
+
+    assert decode_chunks(chunks) == info.num_frames  # in order: one decode of the file
+    # Every other chunk: the skipped chunk's frames are decoded on the way, not sought past.
+    assert decode_chunks(chunks[1::2]) <= chunks[1::2][-1].stop
+    # Backwards every range needs a seek: decoding from each chunk's keyframe costs more.
+    seeks = decode_chunks(chunks[::-1])
+    assert seeks > info.num_frames

@@ -301,6 +301,7 @@ def test_segments_are_byte_identical_under_other_thread_timing(tmp_path):
     from clear_ray.chunking import blend_weights, plan_chunks, plan_segments
     from clear_ray.config import RemoveJobConfig, load_config
     from clear_ray.pipeline.layout import VideoStaging
+    from clear_ray.pipeline.tasks import ENCODER_THREADS  # as the job encodes: x264's bytes depend on it
     from clear_ray.staging import read_staged_chunk, staged_chunk_uri
     import clear_ray.stitch as stitch
 
@@ -320,7 +321,7 @@ def test_segments_are_byte_identical_under_other_thread_timing(tmp_path):
     segment = plan_segments(chunks, info.num_frames, 10)[1]  # one from the middle of the video
 
     def encode(path: Path, depth: int) -> bytes:
-        with SegmentEncoder(path, info, crf=17, preset="medium", threads=1) as encoder:
+        with SegmentEncoder(path, info, crf=17, preset="medium", threads=ENCODER_THREADS) as encoder:
             stitch.stitch_segment(source, info, segment, staged, weights, encoder, frame_pts=pts, decode_threads=1)
         return path.read_bytes()
 

@@ -48,7 +48,10 @@ def test_gpu_nodes_are_added_and_one_videos_chunks_spread_over_them(autoscaling_
     overrides = {
         "src": str(src), "dst": str(dst), "ray.address": autoscaling_cluster.address,
         "remover.plugin": "clear_ray.testing.removers:GpuCountingRemover",
-        "remover.plugin_options": {"calls_file": str(calls), "sleep_s": 1.0},
+        # Chunks wait until removers run on both GPU nodes: on a loaded machine the second
+        # node can come up after the first actor has removed every chunk.
+        "remover.plugin_options": {"calls_file": str(calls), "sleep_s": 1.0, "wait_for_nodes": 2,
+                                   "nodes_file": str(tmp_path / "nodes.log")},
         "chunking.chunk_size": 9, "chunking.overlap": 2, "chunking.segment_frames": SEGMENT_FRAMES,
         "output.preset": "ultrafast", "ray.min_actors": 2, "ray.max_actors": 2,
         # Every fake node is this machine: the local SRC and DST are shared by construction.
