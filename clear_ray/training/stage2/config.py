@@ -63,8 +63,8 @@ class Stage2Config(StrictModel):
     batch_size: int = Field(8, ge=1, description="global batch: windows per optimizer step, over all workers")
     micro_batch: int = Field(1, ge=1, description="windows per forward pass on one worker")
     seed: int = Field(0, ge=0)
-    strategy: Literal["ddp", "fsdp"] = Field("ddp", description="fsdp: refused for now (checkpoints do not yet "
-                                             "gather FSDP shards); DDP fits the 1.3B base + LoRA on one GPU")
+    strategy: Literal["ddp", "fsdp"] = Field("ddp", description="ddp: whole model per worker (the 1.3B base + LoRA "
+                                             "fit one GPU); fsdp: FSDP2 shards per DiT block (checkpoints identical)")
     gradient_checkpointing: bool = True
     bf16: bool = Field(True, description="frozen base in bf16 and bf16 autocast on CUDA (always fp32 on CPU)")
     tiled_vae: bool = Field(False, description="tiled VAE encode (CLEAR: on at 480p)")
@@ -83,8 +83,6 @@ class Stage2Config(StrictModel):
             raise ValueError(f"height and width must be multiples of 16, got {self.width}x{self.height}")
         if self.objective.prior == "stage1" and self.stage1 is None:
             raise ValueError("objective.prior = stage1 needs --stage1 (the Stage I prior export)")
-        if self.strategy == "fsdp":
-            raise ValueError("strategy fsdp is not supported yet (its checkpoints would hold shards); use ddp")
         if self.latent_cache is not None and self.objective.prior == "stage1":
             raise ValueError("the latent cache holds the exact-alpha prior only; train with objective.prior = stage1 "
                              "without latent_cache (encoded on the fly)")
