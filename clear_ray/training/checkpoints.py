@@ -65,14 +65,16 @@ def save_training_state(directory: str, *, model, optimizer, scheduler, step: in
 
 def save_checkpoint_files(directory: str, tensors: dict, *, optimizer, scheduler, step: int,
                           extra: dict[str, Any] | None = None) -> None:
-    """``tensors`` as ``MODEL_FILE`` and the optimizer, scheduler, step, RNG and ``extra``
-    as ``STATE_FILE``: the layout every stage's checkpoint has."""
+    """``tensors`` as ``MODEL_FILE`` and the optimizer (or its state dict, already gathered
+    from sharded workers), scheduler, step, RNG and ``extra`` as ``STATE_FILE``: the layout
+    every stage's checkpoint has."""
     import torch
     from safetensors.torch import save_file
 
     os.makedirs(directory, exist_ok=True)
     save_file(tensors, os.path.join(directory, MODEL_FILE))
-    state = {"step": int(step), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+    optimizer_state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
+    state = {"step": int(step), "optimizer": optimizer_state, "scheduler": scheduler.state_dict(),
              "rng": capture_rng(), "extra": dict(extra or {})}
     torch.save(state, os.path.join(directory, STATE_FILE))
 

@@ -6,6 +6,7 @@
     samples.py      plan position -> window pixels / cached latents, latent-grid prior
     engine.py       one worker's models, latents and micro-step loss; its own denoising
     checkpoint.py   trainable tensors + optimizer/scheduler/step/RNG (weights_only-safe)
+    parallel.py     ddp / fsdp (FSDP2) wrapping; whole-tensor checkpoint state under either
     recipe.py       train_stage2 (driver) and train_loop_per_worker (Ray Train)
     export.py       checkpoint -> LoRA (.safetensors and CLEAR's .pt) + occlusion head
     latent_cache.py Ray Data job: VAE latents of every pair once, on GPU actors

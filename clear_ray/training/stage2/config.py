@@ -63,12 +63,13 @@ class Stage2Config(StrictModel):
     batch_size: int = Field(8, ge=1, description="global batch: windows per optimizer step, over all workers")
     micro_batch: int = Field(1, ge=1, description="windows per forward pass on one worker")
     seed: int = Field(0, ge=0)
-    strategy: Literal["ddp", "fsdp"] = Field("ddp", description="fsdp: refused for now (checkpoints do not yet "
-                                             "gather FSDP shards); DDP fits the 1.3B base + LoRA on one GPU")
+    strategy: Literal["ddp", "fsdp"] = Field("ddp", description="ddp: whole model per worker (the 1.3B base + LoRA "
+                                             "fit one GPU); fsdp: FSDP2 shards per DiT block (checkpoints identical)")
     gradient_checkpointing: bool = True
     bf16: bool = Field(True, description="frozen base in bf16 and bf16 autocast on CUDA (always fp32 on CPU)")
     tiled_vae: bool = Field(False, description="tiled VAE encode (CLEAR: on at 480p)")
-    latent_cache: str | None = Field(None, description="latents written by `encode_latents` (else encoded on the fly)")
+    latent_cache: str | None = Field(None, description="latents written by `encode_latents` (else encoded on the fly); "
+                                     "with prior = stage1 the prior still runs on each window's pixels")
     lora: LoraSettings = Field(default_factory=LoraSettings)
     head: HeadSettings = Field(default_factory=HeadSettings)
     objective: ObjectiveSettings = Field(default_factory=ObjectiveSettings)
@@ -83,11 +84,6 @@ class Stage2Config(StrictModel):
             raise ValueError(f"height and width must be multiples of 16, got {self.width}x{self.height}")
         if self.objective.prior == "stage1" and self.stage1 is None:
             raise ValueError("objective.prior = stage1 needs --stage1 (the Stage I prior export)")
-        if self.strategy == "fsdp":
-            raise ValueError("strategy fsdp is not supported yet (its checkpoints would hold shards); use ddp")
-        if self.latent_cache is not None and self.objective.prior == "stage1":
-            raise ValueError("the latent cache holds the exact-alpha prior only; train with objective.prior = stage1 "
-                             "without latent_cache (encoded on the fly)")
         per_step = self.run.workers * self.micro_batch
         if self.batch_size % per_step:
             raise ValueError(f"batch_size {self.batch_size} must be a multiple of workers x micro_batch ({per_step})")

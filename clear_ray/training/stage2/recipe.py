@@ -1,16 +1,15 @@
 """Stage II training on Ray Train, top to bottom.
 
 Driver (``train_stage2``): read the pairs index (metadata only), build the sample plan,
-run a TorchTrainer (DDP), export the LoRA and head from the final
+run a TorchTrainer (DDP or FSDP, ``parallel.py``), export the LoRA and head from the final
 checkpoint. Workers (``train_loop_per_worker``): build the frozen base + LoRA + head
 (``Stage2Engine``), resume from the run's latest checkpoint if there is one, then for
 every step accumulate gradients over this worker's slice of the global batch, clip, step
-AdamW and the warm-up + cosine schedule, report, and checkpoint from rank 0.
+AdamW and the warm-up + cosine schedule, report, and checkpoint whole tensors from rank 0.
 """
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,7 +75,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     import torch
 
     from clear_ray.training import data, runner
+    from clear_ray.training.checkpoints import load_state_file
     from clear_ray.training.stage2 import checkpoint as checkpoints
+    from clear_ray.training.stage2 import parallel
     from clear_ray.training.stage2.engine import Stage2Engine
     from clear_ray.training.stage2.samples import WindowSampler
     from clear_ray.training.storage import fsspec_options
@@ -89,22 +90,30 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     device = runner.worker_device()
     storage_options = fsspec_options(config.run.storage)
 
-    # 2. Frozen base + LoRA + head + objective, optimizer, schedule: identical on every worker.
+    # 2. Frozen base + LoRA + head + objective, identical on every worker; the trainable
+    #    tensors of this run's latest checkpoint, if any (whole tensors, whatever strategy
+    #    wrote them), before the module is wrapped (FSDP2 shards what it finds).
     engine = Stage2Engine(config, device)
-    optimizer = torch.optim.AdamW(engine.trainable_parameters(), lr=config.optim.lr,
-                                  weight_decay=config.optim.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, runner.warmup_cosine(
-        config.optim.warmup_steps, config.max_steps, config.optim.min_lr_ratio))
-
-    # 3. Resume from the latest checkpoint of this run, if any.
-    step, history = 0, []
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            step, extra = checkpoints.load(directory, module=engine.module, optimizer=optimizer, scheduler=scheduler)
+            checkpoints.load_trainable(directory, engine.module)
+    module = parallel.wrap(engine.module, config.strategy, device)
+
+    # 3. Optimizer and schedule over the (possibly sharded) trainable parameters; their
+    #    state from the checkpoint.
+    optimizer = torch.optim.AdamW(engine.trainable_parameters(), lr=config.optim.lr,
+                                  weight_decay=config.optim.weight_decay)
+    if parallel.is_sharded(module):
+        parallel.make_optimizer_state_full(optimizer)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, runner.warmup_cosine(
+        config.optim.warmup_steps, config.max_steps, config.optim.min_lr_ratio))
+    step, history = 0, []
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            step, extra = load_state_file(directory, optimizer=optimizer, scheduler=scheduler)
         history = list(extra.get("history", []))
     resumed_from = step
-    module = _prepare(engine.module, config)
 
     # 4. Data: this worker's slice of each global batch, in plan order.
     sampler = WindowSampler(loop_config["rows"], frames=config.frames, width=config.width, height=config.height,
@@ -113,7 +122,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     collate = data.plan_collate(sampler, rank=rank, world_size=world_size, global_batch=config.batch_size,
                                 skip_below=step * config.batch_size)
 
-    # 5. The loop: accumulate over micro-batches (DDP syncs only on the last), then step.
+    # 5. The loop: accumulate over micro-batches (gradients are exchanged on the last), then step.
     module.train()
     micro, accumulation = config.micro_batch, config.accumulation
     for position_step, batch in enumerate(data.iter_plan_batches(collate, config.batch_size)):
@@ -123,8 +132,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         sums = dict.fromkeys(METRICS, 0.0)
         for index in range(accumulation):
             part = {name: value[index * micro:(index + 1) * micro] for name, value in batch.items()}
-            sync = index == accumulation - 1 or not hasattr(module, "no_sync")
-            with contextlib.nullcontext() if sync else module.no_sync():
+            with parallel.gradient_sync(module, enabled=index == accumulation - 1):
                 loss, metrics = engine.loss(module, part, step)
                 (loss / accumulation).backward()
             for name in METRICS:
@@ -140,24 +148,21 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         values = runner.all_reduce_mean(torch.tensor([sums[n] for n in METRICS], device=device), world_size)
         report = {f"loss_{n}" if n != "loss" else "loss": float(v) for n, v in zip(METRICS, values)}
         report.update(step=step, resumed_from_step=resumed_from, lr=scheduler.get_last_lr()[0],
-                      grad_norm=float(grad_norm), samples=step * config.batch_size)
+                      grad_norm=float(grad_norm), samples=step * config.batch_size,
+                      sharded=int(parallel.is_sharded(module)))
         history.append(report)
-        if rank == 0 and (step % config.run.checkpoint_every == 0 or last):
-            with tempfile.TemporaryDirectory() as directory:
-                checkpoints.save(directory, module=module, optimizer=optimizer, scheduler=scheduler, step=step,
-                                 extra={"history": history})
-                runner.report(report, directory)
+        if step % config.run.checkpoint_every == 0 or last:
+            # Every worker gathers (FSDP shards need all of them); rank 0 writes and uploads.
+            sharded = parallel.is_sharded(module)
+            state = checkpoints.gather(module, optimizer) if rank == 0 or sharded else None
+            if rank == 0:
+                with tempfile.TemporaryDirectory() as directory:
+                    checkpoints.write(directory, *state, scheduler=scheduler, step=step, extra={"history": history})
+                    runner.report(report, directory)
+            else:
+                runner.report(report)
         else:
             runner.report(report)
         if last:
             break
 
-
-def _prepare(module, config: Stage2Config):
-    """DDP around the trainable module; a single worker keeps it bare."""
-    import ray.train.torch
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return module
-    return ray.train.torch.prepare_model(module, parallel_strategy="ddp", move_to_device=False)

@@ -52,7 +52,8 @@ def load_window(row: dict[str, Any], frames: int, width: int, height: int,
 
 class WindowSampler:
     """``positions -> batch``: pixels of each window (on-the-fly encoding) or its cached
-    latents, the latent-grid prior when it is the exact alpha, and the noise seed."""
+    latents, the latent-grid prior when it is the exact alpha (else the subtitled pixels
+    the Stage I prior runs on, with or without the cache), and the noise seed."""
 
     def __init__(self, rows: list[dict[str, Any]], *, frames: int, width: int, height: int, seed: int,
                  prior: str, storage_options: dict | None = None, latent_cache: str | None = None):
@@ -76,7 +77,14 @@ class WindowSampler:
                 from clear_ray.training.stage2.latent_cache import read_latents
 
                 for name, tensor in read_latents(self.latent_cache, row["pair_id"], self.storage_options).items():
-                    out.setdefault(name, []).append(tensor)
+                    if name != "prior" or self.prior == "alpha":
+                        out.setdefault(name, []).append(tensor)
+                if self.prior == "stage1":
+                    # The Stage I prior runs on the window's pixels (``Stage2Engine.stage1_prior``):
+                    # decoding them is cheap next to the VAE encode the cache saves, and the
+                    # prior always comes from the --stage1 given now, never a stale cached one.
+                    _, subtitled, _ = load_window(row, self.frames, self.width, self.height, self.storage_options)
+                    out.setdefault("subtitled_u8", []).append(torch.from_numpy(subtitled))
                 continue
             clean, subtitled, alpha = load_window(row, self.frames, self.width, self.height, self.storage_options)
             out.setdefault("clean_u8", []).append(torch.from_numpy(clean))

@@ -62,9 +62,11 @@ def test_kuberay_stage2_rayjob_runs_a_command_our_cli_accepts(monkeypatch):
     assert config.run.workers == gpus and config.run.gpus_per_worker == 1 and config.accumulation == 1
 
 
-def test_fsdp_is_refused_in_one_line_until_its_checkpoints_gather_shards(tmp_path):
+def test_strategy_flag_selects_fsdp_and_a_bad_one_is_one_line(tmp_path):
     result = _run("--pairs", "p", "--model-dir", str(tmp_path), "--output", "o", "--print-config")
     assert result.returncode == 0 and "strategy: ddp" in result.stdout
-    (tmp_path / "c.yaml").write_text("strategy: fsdp\n")
+    result = _run("--pairs", "p", "--model-dir", str(tmp_path), "--output", "o", "--strategy", "fsdp", "--print-config")
+    assert result.returncode == 0 and "strategy: fsdp" in result.stdout
+    (tmp_path / "c.yaml").write_text("strategy: zero3\n")
     result = _run("--pairs", "p", "--model-dir", str(tmp_path), "--output", "o", "--config", str(tmp_path / "c.yaml"))
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "fsdp is not supported yet" in result.stderr
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "strategy" in result.stderr
