@@ -182,7 +182,10 @@ def clear_fingerprint(remover_config: Any) -> str:
         "version": BACKEND_VERSION,
         "weights": weights_identity(files),
         "lora": file_sha256(lora),
-        "settings": settings.model_dump(mode="json", exclude={"model_dir", "lora", "compile"}),
+        "settings": settings.model_dump(mode="json", exclude={"model_dir", "lora", "compile"} | (
+            # Latent windowing's knobs change nothing under pixel windowing: leaving them out
+            # keeps the default's fingerprint (and staged chunks) what it was before they existed.
+            {"windowing", "latent_window", "latent_stride"} if settings.windowing == "pixel" else set())),
         "composite": bool(remover_config.composite),
     }
     blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))

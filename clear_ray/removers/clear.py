@@ -95,7 +95,9 @@ class ClearRemover:
         self.runtime = self._fast_path(pipe, settings)
         self._denoiser = ClearDenoiser(pipe, context, negative_context, steps=settings.steps, cfg=settings.cfg,
                                        shift=settings.shift, seed=settings.seed, tiled=self.runtime["vae_tiled"],
-                                       reconstruct=config.composite and settings.mask.compare_to == "reconstruction")
+                                       reconstruct=config.composite and settings.mask.compare_to == "reconstruction",
+                                       sliding_window=((settings.latent_window, settings.latent_stride)
+                                                       if settings.windowing == "latent" else None))
         self._runtime_fingerprint = runtime_fingerprint(self._fingerprint, self.runtime)
         self.last_timings: dict[str, float] = {}
         log.info("CLEAR ready on %s: %s, %d LoRA tensors matched, fingerprint %s",
