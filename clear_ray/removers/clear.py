@@ -44,6 +44,8 @@ class ClearRemover:
 
     name: ClassVar[str] = "clear"
     wants_gpu: ClassVar[bool] = True
+    # The actor decodes (and stages) one chunk while another is on the model.
+    overlap_decode: ClassVar[bool] = True
 
     @classmethod
     def fingerprint_for(cls, config: "RemoverConfig") -> str:
