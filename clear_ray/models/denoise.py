@@ -27,7 +27,8 @@ match by calling it rather than copying it:
     window, as in DiffSynth); the text context and CLIP feature are shared.
 A chunk no longer than one window is one window with weight 1, bit-equal to pixel
 windowing (tested).
-Stage II training calls the same pieces (``control_inputs``, ``predict_velocity``), so the
+Stage II training calls the same pieces (``encode_video``, ``control_from_latents``,
+``predict_velocity``; ``control_inputs`` is DiffSynth's unit they equal), so the
 trainer's denoising and the remover's are one code.
 """
 
@@ -63,7 +64,8 @@ class ClearDenoiser:
         self.reconstruct, self.sliding_window = reconstruct, sliding_window
         self.last_reconstruction: "torch.Tensor | None" = None
 
-    def __call__(self, frames_thwc_u8: np.ndarray) -> tuple["torch.Tensor", dict[str, float]]:
+    def __call__(self, frames_thwc_u8: "np.ndarray | torch.Tensor") -> tuple["torch.Tensor", dict[str, float]]:
+        """``frames_thwc_u8``: uint8 (T, H, W, 3), numpy or a tensor (already on the device)."""
         import torch
 
         pipe = self.pipe
@@ -71,7 +73,8 @@ class ClearDenoiser:
         timer = _PhaseTimer(pipe.device)
         with torch.no_grad():
             noise = initial_noise(pipe, num_frames, height, width, self.seed)
-            control = control_inputs(pipe, frames_thwc_u8, noise, tiled=self.tiled)
+            # = control_inputs(...), with the uint8 -> float conversion on the device
+            control = control_from_latents(encode_video(pipe, frames_thwc_u8, tiled=self.tiled))
             timer.lap("vae_encode")
             latents = euler_sample(pipe, noise, control, self.context, steps=self.steps, shift=self.shift,
                                    cfg=self.cfg, negative_context=self.negative_context,
@@ -110,10 +113,14 @@ def control_inputs(pipe: Any, frames_thwc_u8: np.ndarray, latents: "torch.Tensor
         tiled=tiled, tile_size=TILE_SIZE, tile_stride=TILE_STRIDE, clip_feature=None, y=None, latents=latents)
 
 
-def encode_video(pipe: Any, frames_thwc_u8: np.ndarray, *, tiled: bool) -> "torch.Tensor":
+def encode_video(pipe: Any, frames_thwc_u8: "np.ndarray | torch.Tensor", *, tiled: bool) -> "torch.Tensor":
     """(1, 16, T', H/8, W/8) latents of a window, encoded exactly as ``control_inputs`` encodes
-    the control video (so cached or training latents equal the inference path's)."""
-    video = pipe.preprocess_video(frames_thwc_u8)
+    the control video (so cached or training latents equal the inference path's). The
+    uint8 frames go to the device as they are and become floats there, bit-equal to
+    ``pipe.preprocess_video`` (``device_frames.model_input``)."""
+    from clear_ray.models.device_frames import model_input
+
+    video = model_input(pipe, frames_thwc_u8)
     return pipe.vae.encode(video, device=pipe.device, tiled=tiled, tile_size=TILE_SIZE, tile_stride=TILE_STRIDE
                            ).to(dtype=pipe.torch_dtype, device=pipe.device)
 

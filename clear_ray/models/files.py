@@ -58,7 +58,7 @@ LATENT_CHANNELS = 16
 FUN_CONTROL_IN_DIM = 3 * LATENT_CHANNELS
 
 # Bumped whenever this backend's output for the same weights and settings changes.
-BACKEND_VERSION = "clear-1"
+BACKEND_VERSION = "clear-2"  # 2: resize on the device (within one level of OpenCV's)
 
 
 class ClearModelError(RemoverSetupError):
@@ -184,7 +184,7 @@ def clear_fingerprint(remover_config: Any) -> str:
         "lora": file_sha256(lora),
         "settings": settings.model_dump(mode="json", exclude={"model_dir", "lora", "compile"} | (
             # Latent windowing's knobs change nothing under pixel windowing: leaving them out
-            # keeps the default's fingerprint (and staged chunks) what it was before they existed.
+            # keeps a pixel job's staged chunks valid whatever they are set to.
             {"windowing", "latent_window", "latent_stride"} if settings.windowing == "pixel" else set())),
         "composite": bool(remover_config.composite),
     }
