@@ -70,7 +70,7 @@ class ClearDenoiser:
 
         pipe = self.pipe
         num_frames, height, width = frames_thwc_u8.shape[:3]
-        timer = _PhaseTimer(pipe.device)
+        timer = PhaseTimer(pipe.device)
         with torch.no_grad():
             noise = initial_noise(pipe, num_frames, height, width, self.seed)
             # = control_inputs(...), with the uint8 -> float conversion on the device
@@ -167,7 +167,9 @@ def euler_sample(pipe: Any, noise: "torch.Tensor", control: dict[str, Any], cont
     return latents
 
 
-class _PhaseTimer:
+class PhaseTimer:
+    """Seconds per phase (``lap(name)`` ends one); on CUDA each lap waits for the kernels."""
+
     def __init__(self, device: Any):
         self.cuda = str(device).startswith("cuda")
         self.seconds: dict[str, float] = {}

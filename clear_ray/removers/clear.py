@@ -138,6 +138,7 @@ class ClearRemover:
         return self._runtime_fingerprint
 
     def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
+        from clear_ray.models.denoise import PhaseTimer
         from clear_ray.models.device_frames import as_device_u8, resize_frames_u8
         from clear_ray.models.device_frames import video_to_u8 as video_to_device_u8
         from clear_ray.models.fast_path import attention_kernels
@@ -156,9 +157,13 @@ class ClearRemover:
         # Everything between the upload of the uint8 chunk and the download of the result
         # runs on the model's device (device_frames, difference_mask_device): resize,
         # uint8 <-> float, the mask.
+        timer = PhaseTimer(self.device)
         source_u8 = as_device_u8(frames_thwc_u8, self.device)
+        model_u8 = resize_frames_u8(source_u8, model_w, model_h)
+        timer.lap("frames_in")
         with attention_kernels(self.device):
-            video, timings = self._denoiser(resize_frames_u8(source_u8, model_w, model_h))
+            video, timings = self._denoiser(model_u8)
+        timer.lap("model")
         output_u8 = video_to_device_u8(video, width, height)
         if self.config.composite:
             reconstruction = self._denoiser.last_reconstruction
@@ -169,8 +174,13 @@ class ClearRemover:
             mask_thw_f32 = mask_thw.cpu().numpy()
         else:
             mask_thw_f32 = np.ones(frames_thwc_u8.shape[:3], dtype=np.float32)
-        self.last_timings = timings
-        return RemovalResult(frames_thwc_u8=output_u8.cpu().numpy(), mask_thw_f32=mask_thw_f32)
+        output_thwc_u8 = output_u8.cpu().numpy()
+        timer.lap("frames_out")
+        # The model's own phases, and the frame work around them (upload + resize; uint8,
+        # mask and download).
+        self.last_timings = {**timings, "frames_in": timer.seconds["frames_in"],
+                             "frames_out": timer.seconds["frames_out"]}
+        return RemovalResult(frames_thwc_u8=output_thwc_u8, mask_thw_f32=mask_thw_f32)
 
     def _remove_cover_crop(self, frames_thwc_u8: np.ndarray, crop: "CoverCrop") -> RemovalResult:
         """CLEAR's released resize: cover + centre crop in, the model's pixels mapped back
