@@ -98,8 +98,6 @@ def close_gaps(changed_thw: "torch.Tensor", max_gap: int) -> "torch.Tensor":
 
 def feather(changed_thw: "torch.Tensor", dilate_px: int, feather_px: int) -> "torch.Tensor":
     """(T, H, W) float32: ``difference_mask.feather`` of every frame."""
-    import torch
-
     core_thw = _dilate(changed_thw.float(), dilate_px)
     if feather_px == 0:
         return core_thw
