@@ -12,19 +12,23 @@ encoder with random weights directly on the GPU, then runs one 81-frame 480x832 
   CLEAR as released (--peft)   stock __call__ with the LoRA injected unfused through PEFT
   remover        ClearRemover.remove on the same pipe: everything an actor does per window
                  after load (fast path: fastest exact attention kernel, float32 RoPE, VAE
-                 tiling by free memory; resize, uint8, the difference mask incl. the
-                 reconstruction decode)
+                 tiling by free memory; upload, resize, uint8 and the difference mask incl.
+                 the reconstruction decode, on the GPU: phases frames_in / frames_out)
 
 and prints the VAE encode / DiT / VAE decode split, seconds per frame, stock / ours, and
 for the remover seconds per *new* output frame: a window of 81 frames with 16 of overlap
 adds 65 frames to a video, so that is what a window costs per frame of output (goal
 <= 0.12 s). The attention kernel the remover uses is printed.
+With --windowing latent every variant runs CLEAR's latent sliding windows (DiffSynth's
+temporal tiler, --latent-window / --latent-stride latent frames) over the whole chunk, as
+``clear.windowing: latent`` does: pass a chunk longer than a window (e.g. --frames 161).
 Every variant runs once to warm up (kernels, allocator, cuDNN, compilation) before it is
 timed. Random weights cost the same time as real ones; the output is only checked to be
 the same for ours and stock (max |difference| printed).
 
     python benchmarks/clear_gpu.py [--frames 81] [--height 480] [--width 832] [--steps 5]
                                    [--repeats 2] [--overlap 16] [--compile] [--cudnn-benchmark] [--peft]
+                                   [--windowing latent --latent-window 21 --latent-stride 19]
     python benchmarks/clear_gpu.py --height 720 --width 1280      # 720p
 
 Exits with status 2 and one line on a machine without CUDA.
@@ -116,6 +120,7 @@ def _timed(device: str, run) -> tuple[Any, float]:
 
 def measure(device: str, dtype: Any, *, frames: int = 81, height: int = 480, width: int = 832, steps: int = 5,
             repeats: int = 2, warmups: int = 1, compile_dit: bool = False, peft_reference: bool = False,
+            sliding_window: tuple[int, int] | None = None,
             dit_kwargs: dict = FUN_CONTROL_V11_1P3B_DIT, vae_kwargs: dict = WAN21_VAE,
             text_encoder_kwargs: dict = UMT5_XXL_ENCODER) -> dict[str, Any]:
     """Every number the report prints, measured in this process."""
@@ -132,10 +137,11 @@ def measure(device: str, dtype: Any, *, frames: int = 81, height: int = 480, wid
         torch.cuda.reset_peak_memory_stats()  # not the fp32 construction of the random weights
     if compile_dit:
         pipe.compile_pipeline(mode="default", dynamic=True)
-    results: dict[str, Any] = {"prompt_s": prompt_s}
+    results: dict[str, Any] = {"prompt_s": prompt_s, "sliding_window": sliding_window}
 
     for name, tiled in (("ours", True), ("ours_untiled", False)):
-        denoiser = ClearDenoiser(pipe, context, None, steps=steps, cfg=1.0, shift=5.0, seed=0, tiled=tiled)
+        denoiser = ClearDenoiser(pipe, context, None, steps=steps, cfg=1.0, shift=5.0, seed=0, tiled=tiled,
+                                 sliding_window=sliding_window)
         for _ in range(warmups):
             denoiser(chunk)
         runs = [denoiser(chunk) for _ in range(repeats)]
@@ -148,7 +154,9 @@ def measure(device: str, dtype: Any, *, frames: int = 81, height: int = 480, wid
     def stock_call():
         return pipe(prompt=PROMPT, control_video=control_video, seed=0, height=height, width=width, num_frames=frames,
                     cfg_scale=1.0, num_inference_steps=steps, sigma_shift=5.0, tiled=True, output_type="floatpoint",
-                    progress_bar_cmd=lambda timesteps: timesteps)
+                    progress_bar_cmd=lambda timesteps: timesteps,
+                    sliding_window_size=sliding_window[0] if sliding_window else None,
+                    sliding_window_stride=sliding_window[1] if sliding_window else None)
 
     for _ in range(warmups):
         stock_call()  # the text encoder's kernels
@@ -163,18 +171,21 @@ def measure(device: str, dtype: Any, *, frames: int = 81, height: int = 480, wid
     if device.startswith("cuda"):
         results["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     # Last: the remover frees the text encoder and swaps in the float32 RoPE for good.
-    results.update(_measure_remover(pipe, chunk, device, steps, repeats, warmups, compile_dit))
+    results.update(_measure_remover(pipe, chunk, device, steps, repeats, warmups, compile_dit, sliding_window))
     return results
 
 
-def _measure_remover(pipe, chunk, device: str, steps: int, repeats: int, warmups: int, compile_dit: bool) -> dict:
+def _measure_remover(pipe, chunk, device: str, steps: int, repeats: int, warmups: int, compile_dit: bool,
+                     sliding_window: tuple[int, int] | None = None) -> dict:
     """ClearRemover.remove per window, everything after load included, and its peak memory."""
     import torch
 
     from clear_ray.config import RemoverConfig
     from clear_ray.removers.clear import ClearRemover
 
-    config = RemoverConfig(backend="clear", clear={"steps": steps, "compile": compile_dit})
+    windowing = ({"windowing": "latent", "latent_window": sliding_window[0], "latent_stride": sliding_window[1]}
+                 if sliding_window else {})
+    config = RemoverConfig(backend="clear", clear={"steps": steps, "compile": compile_dit, **windowing})
     remover = ClearRemover.from_pipeline(config, pipe, device)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
@@ -218,7 +229,10 @@ def report(results: dict[str, Any], frames: int, height: int, width: int, steps:
            dtype_name: str, overlap: int = 16) -> str:
     per_frame = lambda seconds: seconds / frames  # noqa: E731
     ours, untiled, stock = results["ours"], results["ours_untiled"], results["stock_total"]
-    lines = [f"CLEAR chunk: {frames} frames {width}x{height}, {steps} steps, cfg 1.0, {dtype_name} on {device_name}",
+    window = results.get("sliding_window")
+    windowing = f"latent windows {window[0]}/{window[1]}" if window else "one window"
+    lines = [f"CLEAR chunk: {frames} frames {width}x{height}, {steps} steps, cfg 1.0, {dtype_name} on {device_name}, "
+             f"{windowing}",
              f"{'':28}{'tiled VAE':>20}{'untiled VAE':>22}",
              f"{'':28}{'s':>9}{'s/frame':>11}{'s':>11}{'s/frame':>11}"]
     for phase, label in (("vae_encode", "VAE encode"), ("dit", f"DiT ({steps} steps)"), ("vae_decode", "VAE decode"),
@@ -261,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (ClearConfig.compile)")
     parser.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN pick conv algorithms by timing")
     parser.add_argument("--peft", action="store_true", help="also time CLEAR as released (PEFT, unfused LoRA)")
+    parser.add_argument("--windowing", choices=("pixel", "latent"), default="pixel",
+                        help="latent: CLEAR's latent sliding windows inside the chunk (clear.windowing)")
+    parser.add_argument("--latent-window", type=int, default=21, help="latent frames per window (windowing latent)")
+    parser.add_argument("--latent-stride", type=int, default=19, help="latent frames between windows")
     args = parser.parse_args(argv)
     if (args.frames - 1) % 4 or args.height % 16 or args.width % 16:
         parser.error("frames must be 4n+1 and height/width multiples of 16")
@@ -273,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     results = measure("cuda", torch.bfloat16, frames=args.frames, height=args.height, width=args.width,
-                      steps=args.steps, repeats=args.repeats, compile_dit=args.compile, peft_reference=args.peft)
+                      steps=args.steps, repeats=args.repeats, compile_dit=args.compile, peft_reference=args.peft,
+                      sliding_window=((args.latent_window, args.latent_stride) if args.windowing == "latent"
+                                      else None))
     print(report(results, args.frames, args.height, args.width, args.steps, torch.cuda.get_device_name(),
                  "bfloat16", overlap=args.overlap))
     return 0

@@ -127,6 +127,15 @@ class ClearConfig(StrictModel):
     resize: Literal["stretch", "cover_crop"] = Field(
         "stretch", description="stretch: the whole frame to the model size (every pixel seen); cover_crop: "
                                "CLEAR's released resize + centre crop (the cropped border keeps the source)")
+    windowing: Literal["pixel", "latent"] = Field(
+        "pixel", description="pixel: each chunk is one window, overlapping chunks cross-fade in pixels (the job's "
+                             "chunking); latent: inside a chunk, DiffSynth's temporal tiler denoises overlapping "
+                             "latent windows and blends them every step before one VAE decode (CLEAR's "
+                             "--use_sliding_window)")
+    latent_window: int = Field(21, ge=1, le=1000, description="windowing latent: latent frames per window "
+                               "(DiffSynth's sliding_window_size; 21 latent frames = 81 video frames)")
+    latent_stride: int = Field(19, ge=1, le=1000, description="windowing latent: latent frames between window "
+                               "starts (DiffSynth's sliding_window_stride; 19 = CLEAR's 8-frame overlap)")
     tiled_vae: bool | Literal["auto"] = Field(
         "auto", description="auto = untiled on a GPU with the memory for it (faster), tiled otherwise (as CLEAR)")
     fast_rope: bool = Field(True, description="rotary embeddings in float32 on CUDA (DiffSynth: float64)")
@@ -138,6 +147,15 @@ class ClearConfig(StrictModel):
     mask: DifferenceMaskConfig = Field(
         default_factory=DifferenceMaskConfig, description="the soft mask used when remover.composite is on"
     )
+
+    @field_validator("latent_stride")
+    @classmethod
+    def _stride_within_window(cls, value: int, info) -> int:
+        window = info.data.get("latent_window")
+        if window is not None and value > window:
+            raise ValueError(f"must be <= latent_window ({window}): windows with gaps leave latent frames "
+                             f"never denoised, got {value}")
+        return value
 
 
 class LiteConfig(StrictModel):

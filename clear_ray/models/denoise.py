@@ -7,7 +7,28 @@ stock ``__call__``):
      one ``model_fn_wan_video`` call per step at cfg 1.0 (FlowMatchScheduler("Wan"))
   4. VAE decode; encode and decode tiled as CLEAR runs them: tiles (30, 52), stride
      (15, 26) latent pixels.
-Stage II training calls the same pieces (``control_inputs``, ``predict_velocity``), so the
+
+Latent windowing (``sliding_window=(size, stride)``, ClearConfig ``windowing: latent``) is
+CLEAR's ``--use_sliding_window``: the chunk is encoded and decoded whole, and every DiT pass
+goes through DiffSynth's own ``TemporalTiler_BCTHW`` (``model_fn_wan_video`` with
+``sliding_window_size`` / ``sliding_window_stride``), unchanged. Its semantics, which we
+match by calling it rather than copying it:
+  - size and stride count *latent* frames (time axis of the (B, 16, T', h, w) latents;
+    one latent frame = 4 video frames after the first). CLEAR's script passes its pixel
+    chunk_size / stride (81 / 73) straight in, i.e. 81-latent-frame windows; our defaults
+    (21 / 19) are the 81-frame windows with 8 frames of overlap its help text describes;
+  - windows start at 0, stride, 2·stride, ...; the last may be shorter (it ends at T'),
+    and a window is skipped when the previous one already reached T';
+  - each window's velocity is weighted by a linear ramp (i + 0.5) / (size − stride) over
+    its first and last size − stride latent frames, except at the clip's own ends, and
+    the weighted sum is divided by the summed weights: the blend happens on the velocity
+    of every step, in latent space, and the scheduler steps the whole latent at once;
+  - latents and control latents y are sliced per window (RoPE positions restart at each
+    window, as in DiffSynth); the text context and CLIP feature are shared.
+A chunk no longer than one window is one window with weight 1, bit-equal to pixel
+windowing (tested).
+Stage II training calls the same pieces (``encode_video``, ``control_from_latents``,
+``predict_velocity``; ``control_inputs`` is DiffSynth's unit they equal), so the
 trainer's denoising and the remover's are one code.
 """
 
@@ -34,26 +55,30 @@ class ClearDenoiser:
     reference the difference mask compares the output with, so the VAE's drift cancels."""
 
     def __init__(self, pipe: Any, context: "torch.Tensor", negative_context: "torch.Tensor | None", *,
-                 steps: int, cfg: float, shift: float, seed: int, tiled: bool, reconstruct: bool = False):
+                 steps: int, cfg: float, shift: float, seed: int, tiled: bool, reconstruct: bool = False,
+                 sliding_window: tuple[int, int] | None = None):
         if cfg != 1.0 and negative_context is None:
             raise ValueError("cfg > 1 needs the negative prompt's context")
         self.pipe, self.context, self.negative_context = pipe, context, negative_context
         self.steps, self.cfg, self.shift, self.seed, self.tiled = steps, cfg, shift, seed, tiled
-        self.reconstruct = reconstruct
+        self.reconstruct, self.sliding_window = reconstruct, sliding_window
         self.last_reconstruction: "torch.Tensor | None" = None
 
-    def __call__(self, frames_thwc_u8: np.ndarray) -> tuple["torch.Tensor", dict[str, float]]:
+    def __call__(self, frames_thwc_u8: "np.ndarray | torch.Tensor") -> tuple["torch.Tensor", dict[str, float]]:
+        """``frames_thwc_u8``: uint8 (T, H, W, 3), numpy or a tensor (already on the device)."""
         import torch
 
         pipe = self.pipe
         num_frames, height, width = frames_thwc_u8.shape[:3]
-        timer = _PhaseTimer(pipe.device)
+        timer = PhaseTimer(pipe.device)
         with torch.no_grad():
             noise = initial_noise(pipe, num_frames, height, width, self.seed)
-            control = control_inputs(pipe, frames_thwc_u8, noise, tiled=self.tiled)
+            # = control_inputs(...), with the uint8 -> float conversion on the device
+            control = control_from_latents(encode_video(pipe, frames_thwc_u8, tiled=self.tiled))
             timer.lap("vae_encode")
             latents = euler_sample(pipe, noise, control, self.context, steps=self.steps, shift=self.shift,
-                                   cfg=self.cfg, negative_context=self.negative_context)
+                                   cfg=self.cfg, negative_context=self.negative_context,
+                                   sliding_window=self.sliding_window)
             timer.lap("dit")
             video = pipe.vae.decode(latents, device=pipe.device, tiled=self.tiled, tile_size=TILE_SIZE,
                                     tile_stride=TILE_STRIDE)
@@ -88,10 +113,14 @@ def control_inputs(pipe: Any, frames_thwc_u8: np.ndarray, latents: "torch.Tensor
         tiled=tiled, tile_size=TILE_SIZE, tile_stride=TILE_STRIDE, clip_feature=None, y=None, latents=latents)
 
 
-def encode_video(pipe: Any, frames_thwc_u8: np.ndarray, *, tiled: bool) -> "torch.Tensor":
+def encode_video(pipe: Any, frames_thwc_u8: "np.ndarray | torch.Tensor", *, tiled: bool) -> "torch.Tensor":
     """(1, 16, T', H/8, W/8) latents of a window, encoded exactly as ``control_inputs`` encodes
-    the control video (so cached or training latents equal the inference path's)."""
-    video = pipe.preprocess_video(frames_thwc_u8)
+    the control video (so cached or training latents equal the inference path's). The
+    uint8 frames go to the device as they are and become floats there, bit-equal to
+    ``pipe.preprocess_video`` (``device_frames.model_input``)."""
+    from clear_ray.models.device_frames import model_input
+
+    video = model_input(pipe, frames_thwc_u8)
     return pipe.vae.encode(video, device=pipe.device, tiled=tiled, tile_size=TILE_SIZE, tile_stride=TILE_STRIDE
                            ).to(dtype=pipe.torch_dtype, device=pipe.device)
 
@@ -108,32 +137,39 @@ def control_from_latents(control_latents: "torch.Tensor") -> dict[str, "torch.Te
 
 
 def predict_velocity(dit: Any, latents: "torch.Tensor", timestep: "torch.Tensor", context: "torch.Tensor",
-                     control: dict[str, Any], *, gradient_checkpointing: bool = False) -> "torch.Tensor":
-    """One DiT pass: the flow-matching velocity at ``timestep`` (a 1-element tensor)."""
+                     control: dict[str, Any], *, gradient_checkpointing: bool = False,
+                     sliding_window: tuple[int, int] | None = None) -> "torch.Tensor":
+    """One DiT pass: the flow-matching velocity at ``timestep`` (a 1-element tensor); with
+    ``sliding_window=(size, stride)`` through DiffSynth's temporal tiler (module docstring)."""
     from diffsynth.pipelines.wan_video import model_fn_wan_video
 
+    size, stride = sliding_window if sliding_window is not None else (None, None)
     return model_fn_wan_video(dit=dit, latents=latents, timestep=timestep, context=context,
                               clip_feature=control["clip_feature"], y=control["y"],
-                              use_gradient_checkpointing=gradient_checkpointing)
+                              use_gradient_checkpointing=gradient_checkpointing,
+                              sliding_window_size=size, sliding_window_stride=stride)
 
 
 def euler_sample(pipe: Any, noise: "torch.Tensor", control: dict[str, Any], context: "torch.Tensor", *,
-                 steps: int, shift: float, cfg: float = 1.0,
-                 negative_context: "torch.Tensor | None" = None) -> "torch.Tensor":
+                 steps: int, shift: float, cfg: float = 1.0, negative_context: "torch.Tensor | None" = None,
+                 sliding_window: tuple[int, int] | None = None) -> "torch.Tensor":
     """3. Euler flow matching from ``noise``: one DiT pass per step at cfg 1.0."""
     pipe.scheduler.set_timesteps(steps, denoising_strength=1.0, shift=shift)
     latents = noise
     for step, timestep in enumerate(pipe.scheduler.timesteps):
         timestep = timestep.unsqueeze(0).to(dtype=pipe.torch_dtype, device=pipe.device)
-        velocity = predict_velocity(pipe.dit, latents, timestep, context, control)
+        velocity = predict_velocity(pipe.dit, latents, timestep, context, control, sliding_window=sliding_window)
         if cfg != 1.0:
-            negative = predict_velocity(pipe.dit, latents, timestep, negative_context, control)
+            negative = predict_velocity(pipe.dit, latents, timestep, negative_context, control,
+                                        sliding_window=sliding_window)
             velocity = negative + cfg * (velocity - negative)
         latents = pipe.scheduler.step(velocity, pipe.scheduler.timesteps[step], latents)
     return latents
 
 
-class _PhaseTimer:
+class PhaseTimer:
+    """Seconds per phase (``lap(name)`` ends one); on CUDA each lap waits for the kernels."""
+
     def __init__(self, device: Any):
         self.cuda = str(device).startswith("cuda")
         self.seconds: dict[str, float] = {}

@@ -58,7 +58,7 @@ LATENT_CHANNELS = 16
 FUN_CONTROL_IN_DIM = 3 * LATENT_CHANNELS
 
 # Bumped whenever this backend's output for the same weights and settings changes.
-BACKEND_VERSION = "clear-1"
+BACKEND_VERSION = "clear-2"  # 2: resize on the device (within one level of OpenCV's)
 
 
 class ClearModelError(RemoverSetupError):
@@ -182,7 +182,10 @@ def clear_fingerprint(remover_config: Any) -> str:
         "version": BACKEND_VERSION,
         "weights": weights_identity(files),
         "lora": file_sha256(lora),
-        "settings": settings.model_dump(mode="json", exclude={"model_dir", "lora", "compile"}),
+        "settings": settings.model_dump(mode="json", exclude={"model_dir", "lora", "compile"} | (
+            # Latent windowing's knobs change nothing under pixel windowing: leaving them out
+            # keeps a pixel job's staged chunks valid whatever they are set to.
+            {"windowing", "latent_window", "latent_stride"} if settings.windowing == "pixel" else set())),
         "composite": bool(remover_config.composite),
     }
     blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))

@@ -31,7 +31,7 @@ def build_dataset(config: RemoveJobConfig, catalog_rows: list[dict], resources: 
     import ray.data
 
     from clear_ray.pipeline.plan_stage import PlanVideo
-    from clear_ray.pipeline.remove_stage import RemoverActor
+    from clear_ray.pipeline.remove_stage import RemoverActor, actor_pool_concurrency
 
     # A Dataset keeps a copy of the DataContext it was created under: these settings
     # apply to this job's Dataset only and the driver's context is left as it was.
@@ -62,7 +62,8 @@ def build_dataset(config: RemoveJobConfig, catalog_rows: list[dict], resources: 
             fn_constructor_kwargs={"config": config, "num_cpus": resources.actor_cpus},
             batch_size=1,  # one chunk per call: a chunk that kills its worker takes nothing else with it
             batch_format="pandas",
-            compute=ray.data.ActorPoolStrategy(min_size=resources.min_actors, max_size=resources.max_actors),
+            compute=ray.data.ActorPoolStrategy(min_size=resources.min_actors, max_size=resources.max_actors,
+                                               **actor_pool_concurrency(config.remover)),
             num_gpus=resources.actor_gpus,
             num_cpus=resources.actor_cpus,
         )

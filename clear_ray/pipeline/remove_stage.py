@@ -13,6 +13,10 @@ attention kernel); a chunk staged by a differently resolved remover (a resumed j
 GPUs, earlier on CPUs) is recomputed, so one video never mixes the two. The row says which
 node did the work (``node_id``), which remover (``producer``) and whether the staged result
 was reused.
+
+Backends that declare ``overlap_decode`` (CLEAR) get an actor that takes two chunks at once
+(``actor_pool_concurrency``): one is decoded (and its result staged) while the other is on
+the model; a lock keeps the model to one chunk at a time, so the GPU never holds two.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from typing import Any
 
@@ -32,6 +37,21 @@ from clear_ray.pipeline.poison import AttemptGuard
 from clear_ray.pipeline.rows import one_line
 
 log = logging.getLogger(__name__)
+
+CHUNKS_IN_FLIGHT = 2  # per actor, for overlap_decode backends: one decoding, one on the model
+
+
+def actor_pool_concurrency(remover_config) -> dict[str, Any]:
+    """Extra ``ActorPoolStrategy`` arguments: for a backend with ``overlap_decode``, two
+    concurrent calls per actor. Ray 2.60 runs a callable class's ``__call__`` one at a time
+    (``make_callable_class_single_threaded``) even with ``max_concurrency`` > 1 unless
+    ``enable_true_multi_threading`` is set; only that lets one call decode while another
+    is in the model (``RemoverActor`` serialises the model itself)."""
+    from clear_ray.removers import remover_class
+
+    if not getattr(remover_class(remover_config), "overlap_decode", False):
+        return {}
+    return {"max_concurrent_calls_per_actor": CHUNKS_IN_FLIGHT, "enable_true_multi_threading": True}
 
 
 def pin_threads(num_cpus: float) -> int:
@@ -69,6 +89,9 @@ class RemoverActor:
         self.producer = self.remover.fingerprint()
         self.runtime = json.dumps(getattr(self.remover, "runtime", {}), sort_keys=True)
         self.node_id = _node_id()
+        # Concurrent calls (actor_pool_concurrency) decode and stage side by side, but
+        # only one chunk at a time is on the model.
+        self._model_lock = threading.Lock()
         pin_threads(num_cpus)  # again: the backend may have imported torch
         log.info("remover %s loaded on %s", self.remover.name, self.device)
 
@@ -134,7 +157,8 @@ class RemoverActor:
             # Reflection padding needs a gather (a copy); an unpadded chunk is the decode itself.
             unpadded = np.array_equal(positions, np.arange(len(frames_thwc_u8)))
             window_thwc_u8 = frames_thwc_u8 if unpadded else frames_thwc_u8[positions]
-            result = self.remover.remove(window_thwc_u8)
+            with self._model_lock:
+                result = self.remover.remove(window_thwc_u8)
             if not self.config.remover.composite:
                 # --no-composite: the model's output is kept everywhere.
                 result = type(result)(result.frames_thwc_u8, np.ones_like(result.mask_thw_f32))

@@ -39,6 +39,10 @@ class Remover(Protocol):
     # True when the backend wants a GPU; the pipeline then asks Ray for one per actor
     # if the cluster has any, and falls back to CPU actors when it has none.
     wants_gpu: ClassVar[bool]
+    # Optional (default False): the actor takes two chunks at once and decodes / stages one
+    # while the other is in ``remove`` (never two in ``remove``); worth it when ``remove``
+    # runs on an accelerator, so the CPU work of the next chunk hides behind it.
+    # overlap_decode: ClassVar[bool]
 
     @classmethod
     def fingerprint_for(cls, config) -> str:

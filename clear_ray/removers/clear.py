@@ -9,7 +9,14 @@ One chunk runs exactly as CLEAR's inference.py runs it (see ``clear_ray.models.d
 What differs is only when work happens: the prompt's T5 context is computed once per
 actor (then the 11 GB text encoder is freed) and the LoRA is fused into the DiT weights;
 and, on a GPU, the fast path of ``clear_ray.models.fast_path`` (fastest exact attention
-kernel, float32 RoPE, static-shape compilation, untiled VAE where it fits).
+kernel, float32 RoPE, static-shape compilation, untiled VAE where it fits). The chunk is
+uploaded once as uint8; resizing, uint8 <-> float and the difference mask run on the
+model's device (``models.device_frames``, ``difference_mask_device``), so a GPU actor
+does not wait for OpenCV (``resize: cover_crop``, the fidelity option, stays on the CPU).
+The actor decodes the next chunk while this one is on the model (``overlap_decode``).
+
+``windowing: latent`` is CLEAR's ``--use_sliding_window`` inside a chunk: DiffSynth's
+temporal tiler over latent windows (see ``clear_ray.models.denoise``).
 
 ``fingerprint()`` is the settings' fingerprint (what the driver computes) plus what this
 actor resolved at run time: device kind, dtype, attention kernel, RoPE precision, VAE
@@ -44,6 +51,8 @@ class ClearRemover:
 
     name: ClassVar[str] = "clear"
     wants_gpu: ClassVar[bool] = True
+    # The actor decodes (and stages) one chunk while another is on the model.
+    overlap_decode: ClassVar[bool] = True
 
     @classmethod
     def fingerprint_for(cls, config: "RemoverConfig") -> str:
@@ -95,7 +104,9 @@ class ClearRemover:
         self.runtime = self._fast_path(pipe, settings)
         self._denoiser = ClearDenoiser(pipe, context, negative_context, steps=settings.steps, cfg=settings.cfg,
                                        shift=settings.shift, seed=settings.seed, tiled=self.runtime["vae_tiled"],
-                                       reconstruct=config.composite and settings.mask.compare_to == "reconstruction")
+                                       reconstruct=config.composite and settings.mask.compare_to == "reconstruction",
+                                       sliding_window=((settings.latent_window, settings.latent_stride)
+                                                       if settings.windowing == "latent" else None))
         self._runtime_fingerprint = runtime_fingerprint(self._fingerprint, self.runtime)
         self.last_timings: dict[str, float] = {}
         log.info("CLEAR ready on %s: %s, %d LoRA tensors matched, fingerprint %s",
@@ -127,9 +138,12 @@ class ClearRemover:
         return self._runtime_fingerprint
 
     def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
+        from clear_ray.models.denoise import PhaseTimer
+        from clear_ray.models.device_frames import as_device_u8, resize_frames_u8
+        from clear_ray.models.device_frames import video_to_u8 as video_to_device_u8
         from clear_ray.models.fast_path import attention_kernels
-        from clear_ray.models.resolution import CoverCrop, model_resolution, resize_frames
-        from clear_ray.removers.difference_mask import difference_mask
+        from clear_ray.models.resolution import CoverCrop, model_resolution
+        from clear_ray.removers.difference_mask_device import difference_mask_device
 
         frames_thwc_u8 = np.asarray(frames_thwc_u8)
         if frames_thwc_u8.dtype != np.uint8 or frames_thwc_u8.ndim != 4 or frames_thwc_u8.shape[-1] != 3:
@@ -140,17 +154,32 @@ class ClearRemover:
         model_w, model_h = model_resolution(width, height, self.config.clear.max_area)
         if self.config.clear.resize == "cover_crop":
             return self._remove_cover_crop(frames_thwc_u8, CoverCrop(width, height, model_w, model_h))
+        # Everything between the upload of the uint8 chunk and the download of the result
+        # runs on the model's device (device_frames, difference_mask_device): resize,
+        # uint8 <-> float, the mask.
+        timer = PhaseTimer(self.device)
+        source_u8 = as_device_u8(frames_thwc_u8, self.device)
+        model_u8 = resize_frames_u8(source_u8, model_w, model_h)
+        timer.lap("frames_in")
         with attention_kernels(self.device):
-            video, timings = self._denoiser(resize_frames(frames_thwc_u8, model_w, model_h))
-        output_thwc_u8 = video_to_u8(video, width, height)
+            video, timings = self._denoiser(model_u8)
+        timer.lap("model")
+        output_u8 = video_to_device_u8(video, width, height)
         if self.config.composite:
             reconstruction = self._denoiser.last_reconstruction
-            mask_thw_f32 = difference_mask(
-                frames_thwc_u8, output_thwc_u8, self.config.clear.mask,
-                reconstruction_thwc_u8=None if reconstruction is None else video_to_u8(reconstruction, width, height))
+            mask_thw = difference_mask_device(
+                source_u8, output_u8, self.config.clear.mask,
+                reconstruction_thwc_u8=None if reconstruction is None else video_to_device_u8(
+                    reconstruction, width, height))
+            mask_thw_f32 = mask_thw.cpu().numpy()
         else:
             mask_thw_f32 = np.ones(frames_thwc_u8.shape[:3], dtype=np.float32)
-        self.last_timings = timings
+        output_thwc_u8 = output_u8.cpu().numpy()
+        timer.lap("frames_out")
+        # The model's own phases, and the frame work around them (upload + resize; uint8,
+        # mask and download).
+        self.last_timings = {**timings, "frames_in": timer.seconds["frames_in"],
+                             "frames_out": timer.seconds["frames_out"]}
         return RemovalResult(frames_thwc_u8=output_thwc_u8, mask_thw_f32=mask_thw_f32)
 
     def _remove_cover_crop(self, frames_thwc_u8: np.ndarray, crop: "CoverCrop") -> RemovalResult:

@@ -105,7 +105,8 @@ def test_remove_is_deterministic_and_returns_any_size_with_a_soft_mask(tiny_clea
     assert 0.0 <= first.mask_thw_f32.min() and first.mask_thw_f32.max() <= 1.0
     # The mask compares the output with the decoded control latents (the input as the VAE
     # sees it), not with the input: the VAE's drift cancels.
-    assert set(remover.last_timings) == {"vae_encode", "dit", "vae_decode", "vae_decode_reference"}
+    assert set(remover.last_timings) == {"frames_in", "vae_encode", "dit", "vae_decode", "vae_decode_reference",
+                                         "frames_out"}
     reconstruction_u8 = video_to_u8(remover._denoiser.last_reconstruction, 64, 48)
     assert not np.array_equal(reconstruction_u8, frames_thwc_u8)
     settings = remover.config.clear.mask
