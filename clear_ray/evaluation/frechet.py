@@ -17,9 +17,17 @@ import math
 import numpy as np
 
 
+def _clean_eigenvalues(values: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a PSD matrix with rounding noise set to 0: ``eigh`` leaves about
+    n * eps * max|value| on the zero eigenvalues of a singular matrix, and the square
+    root would blow 1e-16 up to 1e-8."""
+    tolerance = len(values) * np.finfo(np.float64).eps * max(float(np.abs(values).max(initial=0.0)), 1e-300)
+    return np.where(values > tolerance, values, 0.0)
+
+
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
     values, vectors = np.linalg.eigh((matrix + matrix.T) / 2.0)
-    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    return (vectors * np.sqrt(_clean_eigenvalues(values))) @ vectors.T
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
@@ -31,7 +39,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     root1 = _psd_sqrt(sigma1)
     middle = root1 @ sigma2 @ root1
     cross = np.linalg.eigvalsh((middle + middle.T) / 2.0)
-    trace_sqrt = float(np.sqrt(np.clip(cross, 0.0, None)).sum())
+    trace_sqrt = float(np.sqrt(_clean_eigenvalues(cross)).sum())
     diff = mu1 - mu2
     value = float(diff @ diff) + float(np.trace(sigma1)) + float(np.trace(sigma2)) - 2.0 * trace_sqrt
     # Rounding can leave -1e-12 for identical inputs; a distance is never negative.
