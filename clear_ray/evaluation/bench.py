@@ -107,7 +107,7 @@ def run_bench(bench_dir: str | Path, backend: str, split: str = "test", work_dir
             config, outputs, mask = _run_backend_step(bench_dir, split, backend, Path(scratch), job_config,
                                                       address, report, log)
             started = time.perf_counter()
-            _score_step(bench_dir, clips, backend, outputs, mask, perceptual, config, serial, use_cache, address,
+            score_step(bench_dir, clips, backend, outputs, mask, perceptual, config, serial, use_cache, address,
                         report, log)
             report.seconds["scoring"] = time.perf_counter() - started
     finally:
@@ -137,9 +137,11 @@ def _run_backend_step(bench_dir: Path, split: str, backend: str, scratch: Path, 
     return config, outputs, mask
 
 
-def _score_step(bench_dir: Path, clips: list[dict[str, Any]], backend: str, outputs: dict[str, BackendOutput],
+def score_step(bench_dir: Path, clips: list[dict[str, Any]], backend: str, outputs: dict[str, BackendOutput],
                 mask: MaskSpec | None, perceptual: PerceptualConfig, config, serial: bool, use_cache: bool,
                 address: str | None, report: BenchReport, log: Callable[[str], None]) -> None:
+    """Score ``outputs`` (clip id -> BackendOutput) and the reference rows of ``clips`` into
+    ``report`` (clips, rows, cache counts); writes the fresh reference rows to the cache."""
     entries = reference_cache.load(bench_dir) if use_cache else {}
     code_version = reference_cache.metric_code_version()
     perceptual_fp = perceptual.fingerprint()
