@@ -35,17 +35,17 @@ def bench_copy(tiny_bench, tmp_path):
     return directory
 
 
-def test_second_run_reads_the_reference_rows_and_a_changed_clip_is_scored_again(bench_copy, tmp_path, monkeypatch,
-                                                                                 ray_cluster):
+def test_second_run_reads_the_reference_rows_and_a_changed_clip_is_scored_again(bench_copy, tmp_path, monkeypatch):
+    """Serial scoring (no Ray needed for the cache logic; parallel == serial is tested below)."""
     from clear_ray.synth.video_io import read_video, write_video
 
     monkeypatch.setitem(sys.modules, "clear_ray.pipeline", None)  # only the reference rows matter here
-    first = run_bench(bench_copy, "lite", "test", work_dir=tmp_path, log=quiet)
+    first = run_bench(bench_copy, "lite", "test", work_dir=tmp_path, log=quiet, serial=True)
     assert (first.reference_computed, first.reference_cached) == (3, 0)
     assert reference_cache.cache_path(bench_copy).is_file()
     assert not list(reference_cache.cache_path(bench_copy).parent.glob("*.partial"))
 
-    second = run_bench(bench_copy, "identity", "test", work_dir=tmp_path, log=quiet)
+    second = run_bench(bench_copy, "identity", "test", work_dir=tmp_path, log=quiet, serial=True)
     assert (second.reference_computed, second.reference_cached) == (0, 3)
     assert reference_rows(second) == reference_rows(first)
 
@@ -54,7 +54,7 @@ def test_second_run_reads_the_reference_rows_and_a_changed_clip_is_scored_again(
     path = bench_copy / clip["paths"]["subtitled"]
     frames, fps = read_video(path)
     write_video(path, np.clip(frames.astype(np.int16) + 12, 0, 255).astype(np.uint8), fps)
-    third = run_bench(bench_copy, "identity", "test", work_dir=tmp_path, log=quiet)
+    third = run_bench(bench_copy, "identity", "test", work_dir=tmp_path, log=quiet, serial=True)
     assert (third.reference_computed, third.reference_cached) == (1, 2)
     assert reference_rows(third, clip["id"]) != reference_rows(first, clip["id"])
     others = [c["id"] for c in load_manifest(bench_copy)["clips"] if c["split"] == "test" and c["id"] != clip["id"]]
@@ -62,7 +62,8 @@ def test_second_run_reads_the_reference_rows_and_a_changed_clip_is_scored_again(
 
     # --no-cache computes everything and leaves the cache file as it was.
     before = reference_cache.cache_path(bench_copy).read_bytes()
-    fourth = run_bench(bench_copy, "identity", "test", work_dir=tmp_path, log=quiet, use_cache=False)
+    fourth = run_bench(bench_copy, "identity", "test", work_dir=tmp_path, log=quiet, use_cache=False,
+                       serial=True)
     assert (fourth.reference_computed, fourth.reference_cached) == (3, 0)
     assert reference_cache.cache_path(bench_copy).read_bytes() == before
 

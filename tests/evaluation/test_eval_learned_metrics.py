@@ -217,8 +217,8 @@ def test_an_i3d_state_dict_loads_by_name_and_junk_is_refused(tmp_path):
         VideoFeatures(tmp_path / "other.pt")
 
 
-def test_bench_run_fills_dists_and_vfid_from_local_files(tiny_bench, tmp_path, monkeypatch, ray_cluster,
-                                                         tiny_dists_files, tiny_video_network):
+def test_bench_run_fills_dists_and_vfid_from_local_files(tiny_bench, tmp_path, monkeypatch, tiny_dists_files,
+                                                         tiny_video_network):
     from clear_ray.evaluation.bench import run_bench
     from clear_ray.evaluation.perceptual import PerceptualConfig
 
@@ -227,7 +227,8 @@ def test_bench_run_fills_dists_and_vfid_from_local_files(tiny_bench, tmp_path, m
     shutil.copytree(tiny_bench, bench, ignore=shutil.ignore_patterns("cache", "results"))
     dists, vgg = tiny_dists_files
     perceptual = PerceptualConfig(dists_weights=dists, vgg16_weights=vgg, vfid_weights=tiny_video_network)
-    report = run_bench(bench, "lite", "test", work_dir=tmp_path, log=lambda line: None, perceptual=perceptual)
+    report = run_bench(bench, "lite", "test", work_dir=tmp_path, log=lambda line: None, perceptual=perceptual,
+                       serial=True)
     assert not any("not computed (no local weights" in note and "DISTS" in note for note in report.notes)
     rows = {(r["method"], r["language"]): r for r in report.rows}
     # Text-free clips are untouched: DISTS 0. Burned-in text is a difference: DISTS > 0.
@@ -236,6 +237,6 @@ def test_bench_run_fills_dists_and_vfid_from_local_files(tiny_bench, tmp_path, m
     assert rows[("input", "all")]["vfid"] > 0.0  # two texted clips: a covariance exists
     assert rows[("input", "none")]["vfid"] is None  # one text-free clip in this split: no covariance
     # The weights are part of the cache key: without them the rows are computed again.
-    again = run_bench(bench, "lite", "test", work_dir=tmp_path, log=lambda line: None)
+    again = run_bench(bench, "lite", "test", work_dir=tmp_path, log=lambda line: None, serial=True)
     assert again.reference_computed == 3
     assert {(r["method"], r["language"]): r for r in again.rows}[("input", "all")]["dists"] is None
