@@ -38,12 +38,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--out", type=Path, help="JSON report path (CSV next to it); default DIR/results/SPLIT-BACKEND.json")
     run.add_argument("--config", type=Path, metavar="FILE",
                      help="a `clear-ray remove` YAML for the job (CLEAR model paths, Ray address, ...)")
-    run.add_argument("--lpips-weights", type=Path, metavar="FILE",
-                     help="local torchvision AlexNet state dict (alexnet-owt-7be5be79.pth) for LPIPS v0.1; "
-                          "without it the LPIPS column is n/a (nothing is downloaded)")
-    for metric in ("dists", "vfid"):
-        run.add_argument(f"--{metric}-weights", type=Path, metavar="FILE",
-                         help=f"{metric.upper()} is not computed in this version (the column is n/a)")
+    run.add_argument("--address", metavar="ADDR",
+                     help="Ray cluster for the job and the scoring tasks (default: the --config's, RAY_ADDRESS, "
+                          "or a local one); DIR must be on a filesystem every node mounts at the same path")
+    run.add_argument("--serial", action="store_true", help="score clips one after another in this process "
+                                                           "(default: one Ray task per clip)")
+    run.add_argument("--no-cache", action="store_true",
+                     help="recompute the input and oracle rows instead of reading DIR/cache/reference-rows.json")
+    weights = run.add_argument_group("learned metrics (local files only; without them the column is n/a)")
+    weights.add_argument("--lpips-weights", type=Path, metavar="FILE",
+                         help="torchvision AlexNet state dict (alexnet-owt-7be5be79.pth) for LPIPS v0.1")
+    weights.add_argument("--dists-weights", type=Path, metavar="FILE",
+                         help="DISTS alpha/beta file (weights.pt of DISTS_pytorch); needs --vgg16-weights")
+    weights.add_argument("--vgg16-weights", type=Path, metavar="FILE",
+                         help="torchvision VGG16 state dict (vgg16-397923af.pth), the DISTS backbone")
+    weights.add_argument("--vfid-weights", type=Path, metavar="FILE",
+                         help="video network for VFID: a TorchScript module (N,3,T,H,W in [0,1] -> N,D) or a "
+                              "pytorch-i3d InceptionI3d state dict (rgb_imagenet.pt)")
+    weights.add_argument("--perceptual-stride", type=int, default=1, metavar="N",
+                         help="LPIPS and DISTS on every Nth frame (default 1: every frame)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,29 +102,40 @@ def _make(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from clear_ray.evaluation.bench import bench_json_default, run_bench, write_report
-    from clear_ray.evaluation.perceptual import WeightsError
+    from pydantic import ValidationError
 
-    for metric in ("dists", "vfid"):
-        if getattr(args, f"{metric}_weights") is not None:
-            raise CommandError(f"{metric.upper()} is not implemented in this version; run without "
-                               f"--{metric}-weights (the column then reads n/a)", exit_code=2)
-    if args.lpips_weights is not None and not args.lpips_weights.is_file():
-        raise CommandError(f"--lpips-weights: {args.lpips_weights} is not a file", exit_code=2)
+    from clear_ray.evaluation.bench import bench_json_default, run_bench, write_report
+    from clear_ray.evaluation.perceptual import PerceptualConfig, WeightsError
+
+    try:
+        perceptual = PerceptualConfig(lpips_weights=args.lpips_weights, dists_weights=args.dists_weights,
+                                      vgg16_weights=args.vgg16_weights, vfid_weights=args.vfid_weights,
+                                      frame_stride=args.perceptual_stride)
+    except ValidationError as error:
+        first = error.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        if first["loc"]:  # a field's own check (frame_stride is --perceptual-stride)
+            flag = {"frame_stride": "perceptual_stride"}.get(str(first["loc"][0]), str(first["loc"][0]))
+            message = f"--{flag.replace('_', '-')}: {message}"
+        raise CommandError(message, exit_code=2) from None
     if not (args.dir / "manifest.json").is_file():
         raise CommandError(f"{args.dir} has no manifest.json: build the set first (clear-ray bench make {args.dir})")
     started = time.perf_counter()
     try:
-        report = run_bench(args.dir, args.backend, args.split, lpips_weights=args.lpips_weights,
-                           job_config=args.config)
+        report = run_bench(args.dir, args.backend, args.split, perceptual=perceptual, job_config=args.config,
+                           serial=args.serial, use_cache=not args.no_cache, address=args.address)
     except WeightsError as error:
-        raise CommandError(f"--lpips-weights: {error}", exit_code=2) from None
+        raise CommandError(f"weights: {error}", exit_code=2) from None
     except (ValueError, FileNotFoundError) as error:
         raise CommandError(str(error)) from None
     print(report.table())
+    print()
+    print(report.comparison())
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     json_path, csv_path = write_report(report, args.out or bench_json_default(args.dir, args.split, args.backend))
+    print(f"reference rows: {report.reference_computed} clips computed, {report.reference_cached} from the cache; "
+          f"backend {report.seconds.get('backend', 0):.1f} s, scoring {report.seconds.get('scoring', 0):.1f} s")
     print(f"wrote {json_path} and {csv_path} ({time.perf_counter() - started:.1f} s)")
     if not report.backend_scored:
         print(f"clear-ray bench: backend {args.backend} produced no scored clip", file=sys.stderr)

@@ -1,6 +1,6 @@
 """`clear-ray bench run DIR --backend X`: score a backend on a benchmark set.
 
-Three rows per language and overall, all computed in one run on the same clips:
+Three rows per language and overall, on the same clips:
 
 - ``input``: the subtitled video itself (do nothing): the floor any remover must beat.
 - ``oracle-telea``: ``cv2.inpaint`` (Telea) per frame given the TRUE mask, dilated by
@@ -9,14 +9,19 @@ Three rows per language and overall, all computed in one run on the same clips:
 - the backend, run through the real pipeline (``clear_ray.pipeline.run_remove_job``) on
   the split's subtitled videos; when the pipeline is not importable the row says why.
 
-The pipeline keeps no masks, so the backend's mask scores (MaskP/MaskR/MaskFPR) come from
-running the same remover once more in this process, with the job's chunk plan, on the
-clip's frames as the metrics decode them (``chunked_removal``); on text-free clips MaskFPR is the share of the frame it marks.
-Backends that want a GPU are not run twice (their mask columns read "n/a").
+The first two do not depend on the backend: they come from the set's cache
+(``reference_cache``) when its key matches, so a second run with another remover only
+scores that remover. Clips are scored one Ray task each (``parallel``, ``clip_scoring``).
 
-Every metric is defined in ``metrics.py``. LPIPS is computed only when the user gives the
-AlexNet backbone weights as a local file (``perceptual.py``); DISTS and VFID are not
-computed in this version. Columns not measured read "n/a", never a made-up value.
+The pipeline keeps no masks, so the backend's mask scores (MaskP/MaskR/MaskFPR) come from
+running the same remover once more in the scoring worker, with the job's chunk plan, on
+the clip's frames as the metrics decode them (``chunked_removal``); on text-free clips
+MaskFPR is the share of the frame it marks. Backends that want a GPU are not run twice
+(their mask columns read "n/a").
+
+Every metric is defined in ``metrics.py``; LPIPS, DISTS and VFID (``perceptual``,
+``dists``, ``vfid``) only from local weight files the user gives. Columns not measured
+read "n/a", never a made-up value.
 """
 
 from __future__ import annotations
@@ -31,15 +36,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from clear_ray.evaluation import metrics
-from clear_ray.synth.video_io import read_video
+from clear_ray.evaluation import reference_cache
 from clear_ray.evaluation.benchset import LANGUAGE_ORDER, load_manifest, write_json_atomic
-from clear_ray.synth.burnin import load_alpha
+from clear_ray.evaluation.clip_scoring import (INPUT_ROW, MASK_TOLERANCE_PX, ORACLE_DILATION_PX, ORACLE_ROW,
+                                               BackendOutput, ClipTask, MaskSpec)
+from clear_ray.evaluation.parallel import ensure_ray, score_clips
+from clear_ray.evaluation.perceptual import PerceptualConfig, Scorers
 
-INPUT_ROW = "input"
-ORACLE_ROW = "oracle-telea"
-ORACLE_DILATION_PX = 2
-MASK_TOLERANCE_PX = 2
+__all__ = ["INPUT_ROW", "ORACLE_ROW", "ORACLE_DILATION_PX", "MASK_TOLERANCE_PX", "run_bench", "BenchReport"]
 # (key, header, format); the table shows them in this order.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("psnr_full", "PSNR", "{:.2f}"), ("psnr_text", "PSNRtxt", "{:.2f}"), ("psnr_rest", "PSNRrest", "{:.2f}"),
@@ -47,7 +51,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("twe", "TWE", "{:.3f}"), ("tc", "TC", "{:.3f}"), ("flow_mean", "FlowMean", "{:.3f}"),
     ("flow_var", "FlowVar", "{:.3f}"), ("seconds_per_frame", "s/frame", "{:.4f}"),
     ("mask_precision", "MaskP", "{:.3f}"), ("mask_recall", "MaskR", "{:.3f}"), ("mask_fpr", "MaskFPR", "{:.4f}"),
-    ("lpips", "LPIPS", "{:.3f}"), ("dists", "DISTS", "{:.3f}"), ("vfid", "VFID", "{:.2f}"),
+    ("lpips", "LPIPS", "{:.3f}"), ("dists", "DISTS", "{:.3f}"), ("vfid", "VFID", "{:.4g}"),
 )
 
 
@@ -62,9 +66,17 @@ class BenchReport:
     clips: list[dict[str, Any]] = field(default_factory=list)  # one per (method, clip)
     rows: list[dict[str, Any]] = field(default_factory=list)  # aggregated (method, language)
     notes: list[str] = field(default_factory=list)
+    reference_computed: int = 0  # clips whose input/oracle rows were computed in this run
+    reference_cached: int = 0  # ... and read from the set's cache
+    seconds: dict[str, float] = field(default_factory=dict)  # "backend", "scoring"
 
     def table(self) -> str:
         return format_table(self.rows)
+
+    def comparison(self) -> str:
+        from clear_ray.evaluation.comparison import comparison_table
+
+        return comparison_table(self.clips, self.backend)
 
     @property
     def backend_scored(self) -> bool:
@@ -72,82 +84,130 @@ class BenchReport:
 
 
 def run_bench(bench_dir: str | Path, backend: str, split: str = "test", work_dir: str | Path | None = None,
-              log: Callable[[str], None] = print, lpips_weights: str | Path | None = None,
-              job_config: str | Path | None = None) -> BenchReport:
+              log: Callable[[str], None] = print, perceptual: PerceptualConfig | None = None,
+              job_config: str | Path | None = None, serial: bool = False, use_cache: bool = True,
+              address: str | None = None) -> BenchReport:
     """Score ``backend`` on ``split``. ``job_config`` is an optional `clear-ray remove` YAML
-    (model paths for CLEAR, Ray address, ...); its src/dst/backend are overridden."""
-    bench_dir = Path(bench_dir)
-    lpips_scorer = None
-    if lpips_weights is not None:
-        from clear_ray.evaluation.perceptual import LpipsScorer
+    (model paths for CLEAR, Ray address, ...); its src/dst/backend are overridden. Clips are
+    scored one Ray task each on the job's cluster (``serial``: in this process); the
+    reference rows come from the set's cache when their key matches."""
+    import ray
 
-        lpips_scorer = LpipsScorer(lpips_weights)
+    bench_dir = Path(bench_dir)
+    perceptual = perceptual or PerceptualConfig()
     manifest = load_manifest(bench_dir)
     clips = [clip for clip in manifest["clips"] if clip["split"] == split]
     if not clips:
         raise ValueError(f"{bench_dir} has no clips in split {split!r} (it has {sorted(manifest['splits'])})")
-    report = BenchReport(split=split, backend=backend)
-
-    backend_outputs: dict[str, tuple[Path | None, float, str]] = {}
-    mask_source = None
-    with tempfile.TemporaryDirectory(prefix="bench-", dir=work_dir) as scratch:
-        try:
-            config = _job_config(bench_dir, split, backend, Path(scratch), job_config)
-            backend_outputs = run_backend(config, log)
-        except PipelineUnavailable as error:
-            report.notes.append(f"{backend}: {error}")
-            log(f"  {backend}: {error}")
-        except Exception as error:  # the reference rows are still worth having
-            message = f"{backend}: the pipeline failed: {type(error).__name__}: {error}"
-            report.notes.append(message)
-            log(f"  {message}")
-        else:
-            mask_source = MaskSource.for_backend(config, report.notes)
-        for clip in clips:
-            report.clips += _score_clip(bench_dir, clip, backend, backend_outputs.get(clip["id"]), log,
-                                        lpips_scorer, mask_source)
-    report.rows = aggregate(report.clips, [INPUT_ROW, ORACLE_ROW, backend])
+    report = BenchReport(split=split, backend=backend, notes=perceptual.notes())
+    Scorers(perceptual)  # unusable weight files fail here, before the job runs
+    ray_was_up = ray.is_initialized()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-", dir=work_dir) as scratch:
+            config, outputs, mask = _run_backend_step(bench_dir, split, backend, Path(scratch), job_config,
+                                                      address, report, log)
+            started = time.perf_counter()
+            score_step(bench_dir, clips, backend, outputs, mask, perceptual, config, serial, use_cache, address,
+                        report, log)
+            report.seconds["scoring"] = time.perf_counter() - started
+    finally:
+        if not ray_was_up and ray.is_initialized():
+            ray.shutdown()
     return report
 
 
-def _job_config(bench_dir: Path, split: str, backend: str, out_dir: Path, job_config: str | Path | None):
+def _run_backend_step(bench_dir: Path, split: str, backend: str, scratch: Path, job_config, address: str | None,
+                      report: BenchReport, log: Callable[[str], None]):
+    """The pipeline over the split: (job config or None, clip id -> BackendOutput, MaskSpec or None)."""
+    started = time.perf_counter()
+    config, outputs, mask = None, {}, None
+    try:
+        config = _job_config(bench_dir, split, backend, scratch, job_config, address)
+        outputs = run_backend(config, log)
+    except PipelineUnavailable as error:
+        report.notes.append(f"{backend}: {error}")
+        log(f"  {backend}: {error}")
+    except Exception as error:  # the reference rows are still worth having
+        message = f"{backend}: the pipeline failed: {type(error).__name__}: {error}"
+        report.notes.append(message)
+        log(f"  {message}")
+    else:
+        mask = mask_spec_for_backend(config, report.notes)
+    report.seconds["backend"] = time.perf_counter() - started
+    return config, outputs, mask
+
+
+def score_step(bench_dir: Path, clips: list[dict[str, Any]], backend: str, outputs: dict[str, BackendOutput],
+                mask: MaskSpec | None, perceptual: PerceptualConfig, config, serial: bool, use_cache: bool,
+                address: str | None, report: BenchReport, log: Callable[[str], None]) -> None:
+    """Score ``outputs`` (clip id -> BackendOutput) and the reference rows of ``clips`` into
+    ``report`` (clips, rows, cache counts); writes the fresh reference rows to the cache."""
+    entries = reference_cache.load(bench_dir) if use_cache else {}
+    code_version = reference_cache.metric_code_version()
+    perceptual_fp = perceptual.fingerprint()
+    keys = {clip["id"]: reference_cache.entry_key(bench_dir, clip, code_version, perceptual_fp) for clip in clips}
+    tasks = [ClipTask(bench_dir=str(bench_dir), clip=clip, backend=backend, output=outputs.get(clip["id"]),
+                      perceptual=perceptual, mask=mask,
+                      cached=reference_cache.lookup(entries, clip["id"], keys[clip["id"]]) if use_cache else None)
+             for clip in clips]
+    if not serial:
+        ensure_ray(config.ray.address if config is not None else address)
+    cached = sum(task.cached is not None for task in tasks)
+    log(f"  scoring {len(tasks)} clips ({'serially' if serial else 'one Ray task each'}; "
+        f"reference rows: {cached} cached, {len(tasks) - cached} to compute)")
+
+    def progress(task: ClipTask, result: dict[str, Any]) -> None:
+        rows = [*result["reference"]["rows"], result["backend_row"]]
+        log(f"  {task.clip['id']}: " + ", ".join(f"{r['method']} PSNRtxt {r.get('psnr_text', math.nan):.2f}"
+                                                 for r in rows))
+
+    results = score_clips(tasks, serial=serial, on_result=progress)
+    fresh = {}
+    features: dict[str, dict[str, list[float]]] = {}
+    for task, result in zip(tasks, results):
+        clip_id = task.clip["id"]
+        reference = result["reference"]
+        report.clips += [*reference["rows"], result["backend_row"]]
+        for method, vector in {**reference.get("vfid", {}), backend: result["backend_vfid"]}.items():
+            if vector is not None:
+                features.setdefault(method, {})[clip_id] = vector
+        if result["reference_computed"]:
+            report.reference_computed += 1
+            fresh[clip_id] = {"key": keys[clip_id], **reference}
+        else:
+            report.reference_cached += 1
+    if use_cache and fresh:
+        reference_cache.store(bench_dir, fresh)
+    report.rows = aggregate(report.clips, [INPUT_ROW, ORACLE_ROW, backend], features)
+
+
+def _job_config(bench_dir: Path, split: str, backend: str, out_dir: Path, job_config: str | Path | None,
+                address: str | None = None):
     """The `clear-ray remove` job over the split's subtitled videos (YAML settings kept)."""
     from clear_ray.config import RemoveJobConfig, load_config
 
-    return load_config(RemoveJobConfig, yaml_path=job_config, overrides={
-        "src": str(bench_dir / split / "subtitled"), "dst": str(out_dir / "out"), "remover.backend": backend,
-        "force": True, "quiet": True})
+    overrides = {"src": str(bench_dir / split / "subtitled"), "dst": str(out_dir / "out"),
+                 "remover.backend": backend, "force": True, "quiet": True}
+    if address is not None:
+        overrides["ray.address"] = address
+    return load_config(RemoveJobConfig, yaml_path=job_config, overrides=overrides)
 
 
-@dataclass
-class MaskSource:
-    """The backend's remover, loaded in this process, to recover the masks it draws."""
-    remover: Any
-    chunk_size: int
-    overlap: int
-    blend: str
+def mask_spec_for_backend(config, notes: list[str]) -> MaskSpec | None:
+    """How the scoring workers recover the remover's mask; None for GPU backends (they are
+    not run twice)."""
+    from clear_ray.removers import backend_wants_gpu
 
-    @classmethod
-    def for_backend(cls, config, notes: list[str]) -> "MaskSource | None":
-        from clear_ray.removers import backend_wants_gpu, load_remover
-
-        if backend_wants_gpu(config.remover):
-            notes.append(f"{config.remover.backend}: mask scores not computed "
-                         "(the remover wants a GPU; it is not run twice)")
-            return None
-        chunking = config.chunking
-        return cls(load_remover(config.remover), chunking.chunk_size, chunking.overlap, chunking.blend)
-
-    def mask(self, frames_thwc_u8: np.ndarray) -> np.ndarray:
-        from clear_ray.evaluation.chunked_removal import run_chunked
-
-        _, mask_thw, _ = run_chunked(self.remover, frames_thwc_u8, self.chunk_size, self.overlap, self.blend)
-        return mask_thw
+    if backend_wants_gpu(config.remover):
+        notes.append(f"{config.remover.backend}: mask scores not computed "
+                     "(the remover wants a GPU; it is not run twice)")
+        return None
+    chunking = config.chunking
+    return MaskSpec(config.remover, chunking.chunk_size, chunking.overlap, chunking.blend)
 
 
-def run_backend(config, log: Callable[[str], None]) -> dict[str, tuple[Path | None, float, str]]:
-    """Run the real removal pipeline (the job ``_job_config`` made).
-    Returns clip id -> (output path or None, seconds, status)."""
+def run_backend(config, log: Callable[[str], None]) -> dict[str, BackendOutput]:
+    """Run the real removal pipeline (the job ``_job_config`` made)."""
     try:
         from clear_ray.pipeline import run_remove_job
     except ImportError as error:
@@ -160,74 +220,21 @@ def run_backend(config, log: Callable[[str], None]) -> dict[str, tuple[Path | No
     outputs = {}
     for row in summary.rows:
         clip_id = Path(row.input_uri).stem
-        path = Path(row.output_uri) if row.output_uri and row.status == "done" else None
+        path = row.output_uri if row.output_uri and row.status == "done" else None
         seconds = row.seconds_total if row.seconds_total is not None else math.nan
-        outputs[clip_id] = (path, float(seconds), row.status if path is not None
-                            else f"{row.status}: {row.error or 'no output'}")
+        outputs[clip_id] = BackendOutput(path, float(seconds), row.status if path is not None
+                                         else f"{row.status}: {row.error or 'no output'}")
     return outputs
 
 
-def _score_clip(bench_dir: Path, clip: dict[str, Any], backend: str,
-                backend_output: tuple[Path | None, float, str] | None,
-                log: Callable[[str], None], lpips_scorer=None,
-                mask_source: MaskSource | None = None) -> list[dict[str, Any]]:
-    import cv2
-
-    clean, _ = read_video(bench_dir / clip["paths"]["clean"])
-    subtitled, _ = read_video(bench_dir / clip["paths"]["subtitled"])
-    _, mask_thw = load_alpha(bench_dir / clip["paths"]["alpha"])
-    if not clean.shape == subtitled.shape or clean.shape[:3] != mask_thw.shape:
-        raise ValueError(f"{clip['id']}: clean {clean.shape}, subtitled {subtitled.shape} and "
-                         f"mask {mask_thw.shape} disagree")
-    reference_pairs = metrics.flow_pairs(clean)
-    frames = len(clean)
-    results = []
-
-    def score(method: str, output: np.ndarray | None, seconds: float, predicted_mask: np.ndarray | None,
-              status: str = "done") -> None:
-        row = {"method": method, "clip": clip["id"], "language": clip["language"] or "none",
-               "frames": frames, "status": status}
-        if output is not None and output.shape != clean.shape:
-            row["status"] = f"output shape {output.shape} != {clean.shape}"
-            output = None
-        if output is not None:
-            row.update(metrics.region_scores(output, clean, mask_thw))
-            row.update(metrics.temporal_scores(output, clean, reference_pairs))
-            row["seconds_per_frame"] = metrics.seconds_per_frame(seconds, frames)
-            if lpips_scorer is not None:
-                row["lpips"] = lpips_scorer.score(output, clean)
-            if predicted_mask is not None:
-                pr = metrics.mask_precision_recall(predicted_mask, mask_thw, tolerance_px=MASK_TOLERANCE_PX)
-                row.update(mask_precision=pr["precision"], mask_recall=pr["recall"],
-                           mask_fpr=pr["false_positive_rate"])
-        results.append(row)
-
-    score(INPUT_ROW, subtitled, 0.0, None)
-
-    started = time.perf_counter()
-    oracle_mask = metrics.dilate(mask_thw, ORACLE_DILATION_PX)
-    oracle = subtitled.copy()
-    for index in np.flatnonzero(oracle_mask.reshape(frames, -1).any(axis=1)):
-        oracle[index] = cv2.inpaint(subtitled[index], oracle_mask[index].astype(np.uint8), 3, cv2.INPAINT_TELEA)
-    score(ORACLE_ROW, oracle, time.perf_counter() - started, oracle_mask)
-
-    if backend_output is None:
-        score(backend, None, math.nan, None, status="not run")
-    elif backend_output[0] is None:
-        score(backend, None, backend_output[1], None, status=backend_output[2])
-    else:
-        output, _ = read_video(backend_output[0])
-        predicted_mask = mask_source.mask(subtitled) if mask_source is not None else None
-        score(backend, output, backend_output[1], predicted_mask, status=backend_output[2])
-    log(f"  {clip['id']}: " + ", ".join(f"{r['method']} PSNRtxt {r.get('psnr_text', math.nan):.2f}"
-                                        for r in results))
-    return results
-
-
-def aggregate(clip_rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
+def aggregate(clip_rows: list[dict[str, Any]], methods: list[str],
+              vfid_features: dict[str, dict[str, list[float]]] | None = None) -> list[dict[str, Any]]:
     """Mean of each metric over clips (NaN ignored) per (method, language), and "all":
     every clip WITH text. Text-free clips keep their own row ("none"): leaving them
-    untouched scores the 100 dB PSNR cap, which would swamp any mean it entered."""
+    untouched scores the 100 dB PSNR cap, which would swamp any mean it entered.
+    VFID is a statistic of a set, not a mean: the Fréchet distance between the group's
+    clean clips and the method's outputs, given features of at least 2 clips of both."""
+    vfid_features = vfid_features or {}
     languages = sorted({row["language"] for row in clip_rows},
                        key=lambda code: (LANGUAGE_ORDER + ("none",)).index(code)
                        if code in LANGUAGE_ORDER + ("none",) else 99)
@@ -244,8 +251,19 @@ def aggregate(clip_rows: list[dict[str, Any]], methods: list[str]) -> list[dict[
             for key, _, _ in COLUMNS:
                 values = [row[key] for row in group if isinstance(row.get(key), float) and not math.isnan(row[key])]
                 out[key] = float(np.mean(values)) if values else None
+            out["vfid"] = _group_vfid(vfid_features, method, [row["clip"] for row in group])
             rows.append(out)
     return rows
+
+
+def _group_vfid(features: dict[str, dict[str, list[float]]], method: str, clip_ids: list[str]) -> float | None:
+    from clear_ray.evaluation.vfid import vfid
+
+    clean, mine = features.get("clean", {}), features.get(method, {})
+    both = [clip_id for clip_id in clip_ids if clip_id in clean and clip_id in mine]
+    if len(both) < 2:
+        return None
+    return vfid(np.array([clean[c] for c in both]), np.array([mine[c] for c in both]))
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -265,9 +283,15 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def write_report(report: BenchReport, json_path: Path) -> tuple[Path, Path]:
     """JSON (aggregated rows + per-clip rows + notes) and CSV (aggregated rows)."""
     json_path.parent.mkdir(parents=True, exist_ok=True)
+    from clear_ray.evaluation.comparison import compare
+
     write_json_atomic(json_path, {"split": report.split, "backend": report.backend, "notes": report.notes,
                                   "columns": {key: header for key, header, _ in COLUMNS},
-                                  "rows": report.rows, "clips": _json_safe(report.clips)})
+                                  "rows": report.rows, "clips": _json_safe(report.clips),
+                                  "comparison": _json_safe_tree(compare(report.clips, report.backend)),
+                                  "reference_rows": {"computed": report.reference_computed,
+                                                     "cached": report.reference_cached},
+                                  "seconds": report.seconds})
     csv_path = json_path.with_suffix(".csv")
     temporary = csv_path.with_name(f".{csv_path.name}.partial")
     with temporary.open("w", newline="", encoding="utf-8") as handle:
@@ -282,6 +306,14 @@ def write_report(report: BenchReport, json_path: Path) -> tuple[Path, Path]:
 
 def _json_safe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()} for row in rows]
+
+
+def _json_safe_tree(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe_tree(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def bench_json_default(bench_dir: Path, split: str, backend: str) -> Path:

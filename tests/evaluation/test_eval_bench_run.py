@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import sys
 
 import pytest
@@ -25,13 +26,15 @@ def alexnet_weights(tmp_path_factory):
 
 
 def test_reference_rows_are_scored_and_a_missing_pipeline_is_reported(tiny_bench, tmp_path, monkeypatch, capsys,
-                                                                       alexnet_weights):
+                                                                       alexnet_weights, ray_cluster):
     monkeypatch.setitem(sys.modules, "clear_ray.pipeline", None)  # as if it had not landed
     out = tmp_path / "report.json"
     code = main(["bench", "run", str(tiny_bench), "--backend", "lite", "--split", "test", "--out", str(out),
-                 "--lpips-weights", str(alexnet_weights)])
+                 "--lpips-weights", str(alexnet_weights), "--no-cache"])
     captured = capsys.readouterr()
     assert code == 1 and "pipeline is not available" in captured.err
+    # No DISTS/VFID weights: one note, not an error.
+    assert "note: DISTS, VFID not computed (no local weights given; nothing is downloaded)" in captured.err
     table = captured.out
     assert "PSNRtxt" in table and "TWE" in table
     lines = [line.split() for line in table.splitlines()]
@@ -57,18 +60,21 @@ def test_reference_rows_are_scored_and_a_missing_pipeline_is_reported(tiny_bench
     assert len(csv_rows) == len(report["rows"]) and csv_rows[0]["vfid"] == "n/a"
 
 
-def test_bad_weights_unsupported_metrics_and_missing_sets_are_one_line_errors(tiny_bench, tmp_path, capsys):
+def test_bad_weights_and_missing_sets_are_one_line_errors(tiny_bench, tmp_path, capsys, ray_cluster):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not weights")
     assert main(["bench", "run", str(tiny_bench), "--backend", "identity", "--lpips-weights", str(junk)]) == 2
     assert main(["bench", "run", str(tiny_bench), "--backend", "identity", "--lpips-weights",
                  str(tmp_path / "absent.pth")]) == 2
     assert main(["bench", "run", str(tiny_bench), "--backend", "identity", "--dists-weights", str(junk)]) == 2
+    assert main(["bench", "run", str(tiny_bench), "--backend", "identity", "--vfid-weights", str(junk)]) == 2
     assert main(["bench", "run", str(tmp_path), "--backend", "identity"]) == 1
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 4, errors
-    assert "cannot read" in errors[0] and "not a file" in errors[1] and "not implemented" in errors[2]
-    assert "bench make" in errors[3]
+    assert len(errors) == 5, errors
+    assert "cannot read" in errors[0] and "--lpips-weights: " in errors[1] and "not a file" in errors[1]
+    assert "DISTS needs both" in errors[2]
+    assert "neither a TorchScript module nor" in errors[3] or "cannot read" in errors[3]
+    assert "bench make" in errors[4]
 
 
 def test_lpips_scorer_with_local_weights(alexnet_weights, tmp_path):
@@ -90,17 +96,30 @@ def test_lpips_scorer_with_local_weights(alexnet_weights, tmp_path):
 
 
 @pytest.mark.slow
-def test_identity_backend_through_the_real_pipeline(tiny_bench, tmp_path, ray_cluster):
-    """End to end once the pipeline and media layers have landed; skipped until then."""
-    report = run_bench(tiny_bench, "identity", "test", work_dir=tmp_path, log=lambda line: None)
-    if not report.backend_scored and any("ImportError" in n or "not available" in n for n in report.notes):
-        pytest.skip(f"pipeline not importable yet: {report.notes}")
+def test_identity_then_lite_through_the_real_pipeline(tiny_bench, tmp_path, ray_cluster):
+    """identity, then lite on the same set: the second run scores only lite's rows (the
+    reference rows come from the cache the first run wrote) and says so per language."""
+    bench = tmp_path / "set"
+    shutil.copytree(tiny_bench, bench)
+    report = run_bench(bench, "identity", "test", work_dir=tmp_path, log=lambda line: None)
     assert report.backend_scored, report.notes
+    assert (report.reference_computed, report.reference_cached) == (3, 0)
     by_row = {(r["method"], r["language"]): r for r in report.rows}
     identity, nothing = by_row[("identity", "all")], by_row[("input", "all")]
     # identity replaces nothing: only the output re-encode separates it from the input
     assert identity["psnr_text"] == pytest.approx(nothing["psnr_text"], abs=1.0)
     assert identity["seconds_per_frame"] > 0
-    # Its mask (recovered in the bench process) is empty: no text found, nothing marked.
+    # Its mask (recovered in the scoring worker) is empty: no text found, nothing marked.
     assert identity["mask_recall"] == 0.0 and identity["mask_fpr"] == 0.0
     assert by_row[("identity", "none")]["mask_fpr"] == 0.0
+    assert "text-free test-02-none-bikes: unchanged" in report.comparison()
+
+    lite = run_bench(bench, "lite", "test", work_dir=tmp_path, log=lambda line: None)
+    assert lite.backend_scored, lite.notes
+    assert (lite.reference_computed, lite.reference_cached) == (0, 3)
+    def reference(clips):  # JSON: NaN (text-free PSNRtxt) compares equal to NaN
+        return json.dumps([r for r in clips if r["method"] in (INPUT_ROW, ORACLE_ROW)], sort_keys=True)
+
+    assert reference(lite.clips) == reference(report.clips)
+    table = lite.comparison()
+    assert table.startswith("lite vs oracle-telea") and "\nall " in table and "text-free test-02-none-bikes" in table
