@@ -31,6 +31,7 @@ class FillSettings:
     probe_px: int = 3  # width of the known ring around each hole used to check the borrowed fill
     ring_error: float = 5.0  # mean grey error on that ring above which the borrowed fill is distrusted
     carry_motion_px: float = 1.0  # unseen pixels moving less than this per frame reuse the previous fill
+    flow_refine_iters: int = 0  # DIS variational refinement (the "fast" preset has 5): most of the flow cost, no PSNR gain on dev
     carry_ring_change: float = 2.5  # ...when the known ring around their hole changed less than this (grey levels)
     disagreement: float = 24.0  # past and future sightings further apart than this (grey levels) are both distrusted
 
@@ -101,7 +102,7 @@ FLOW_GUARD_PX = 6
 class _Flows:
     """Consecutive-frame flows of the crop at reduced size, holes completed."""
 
-    def __init__(self, crop_thwc_u8: np.ndarray, hole_thw: np.ndarray, scale: float):
+    def __init__(self, crop_thwc_u8: np.ndarray, hole_thw: np.ndarray, scale: float, refine_iters: int = 0):
         import cv2
 
         frames, hc, wc = hole_thw.shape
@@ -132,6 +133,7 @@ class _Flows:
             invalid[t] = h
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         dis.setFinestScale(0)  # flow at full (reduced-frame) resolution: sub-pixel accuracy matters for PSNR
+        dis.setVariationalRefinementIterations(refine_iters)
         self.to_prev: list[np.ndarray | None] = [None] * frames
         self.to_next: list[np.ndarray | None] = [None] * frames
         for t in np.flatnonzero(has_hole):
@@ -285,7 +287,7 @@ def fill_holes(frames_thwc_u8: np.ndarray, hole_thw: np.ndarray, settings: FillS
     # 2. Flows; 3. both propagation passes, over the holes grown by a probe ring: the ring's
     # true pixels are known, so how well they are predicted tells whether to trust the rest.
     scale = min(1.0, settings.flow_short_side / float(min(full_h, full_w)))
-    flows = _Flows(crop, hole, scale)
+    flows = _Flows(crop, hole, scale, settings.flow_refine_iters)
     ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * settings.probe_px + 1,) * 2)
     probe = np.stack([cv2.dilate(h.astype(np.uint8), ring) > 0 if h.any() else h for h in hole])
     probe_px = [np.nonzero(p) for p in probe]
