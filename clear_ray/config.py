@@ -176,6 +176,9 @@ class LiteConfig(StrictModel):
     inpaint_radius: int = Field(3, ge=1, le=32, description="cv2.inpaint radius for what no frame shows")
     num_threads: int = Field(1, ge=1, le=64, description="OpenCV/torch threads (the Ray actor has num_cpus=1)")
     weights: Path | None = Field(None, description="segmenter weights (.npz); None = the shipped ones")
+    unblend_boxes: bool = Field(True, description="invert semi-transparent caption boxes instead of inpainting them")
+    unblend_glyph_margin: float = Field(0.006, ge=0.0, le=0.1,
+                                        description="glyph mask growth inside a box, x frame height (outline, shadow)")
 
 
 class RemoverConfig(StrictModel):

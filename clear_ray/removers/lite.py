@@ -22,7 +22,7 @@ from clear_ray.removers.base import RemovalResult
 if TYPE_CHECKING:
     from clear_ray.config import RemoverConfig
 
-VERSION = "lite-v2"
+VERSION = "lite-v3"
 
 
 class LiteRemover:
@@ -99,5 +99,25 @@ class LiteRemover:
         y0, y1, x0, x1 = detection.box
         hole_thw = np.zeros(mask_thw_f32.shape, bool)
         hole_thw[:, y0:y1, x0:x1] = mask_thw_f32[:, y0:y1, x0:x1] > 0
-        filled = fill_holes(frames_thwc_u8, hole_thw, self.fill_settings, box=detection.box)
+        source = frames_thwc_u8
+        if self.config.unblend_boxes and detection.boxes:
+            # Semi-transparent boxes are inverted; only their glyphs and side rings are filled.
+            source, recovered_thw = self._unblend(frames_thwc_u8, detection)
+            hole_thw &= ~recovered_thw
+        filled = fill_holes(source, hole_thw, self.fill_settings, box=detection.box)
         return RemovalResult(frames_thwc_u8=filled, mask_thw_f32=mask_thw_f32)
+
+    def _unblend(self, frames_thwc_u8: np.ndarray, detection) -> tuple[np.ndarray, np.ndarray]:
+        import cv2
+
+        from clear_ray.removers.lite_detect import full_resolution_masks
+        from clear_ray.removers.lite_unblend import unblend_boxes
+
+        glyph = full_resolution_masks(detection.glyph_prob_thw_f32, frames_thwc_u8.shape[1:3],
+                                      self.detect_settings).mask_thw_f32 > 0
+        # Outline, shadow and anti-aliasing reach past where the segmenter is sure.
+        grow = max(2, int(round(self.config.unblend_glyph_margin * frames_thwc_u8.shape[1])))
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        for t in np.flatnonzero(glyph.any(axis=(1, 2))):
+            glyph[t] = cv2.dilate(glyph[t].astype(np.uint8), disk) > 0
+        return unblend_boxes(frames_thwc_u8, detection.boxes, glyph, grow)

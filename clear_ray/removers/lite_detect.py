@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,11 @@ class Detection:
     prob_thw_f32: np.ndarray  # (T, h, w) per-frame text probability after persistence
     mask_thw_f32: np.ndarray  # (T, H, W) soft mask in [0, 1]; exactly 0 away from text
     box: tuple[int, int, int, int] | None  # (y0, y1, x0, x1) full-res box holding every mask pixel
+    # Per frame, the caption-box rectangles (y0, y1, x0, x1; full resolution, approximate)
+    # taken whole around a line, and the glyph-only probabilities (working resolution)
+    # before the boxes were filled in: what lite_unblend needs to invert a box.
+    boxes: list[list[tuple[int, int, int, int]]] = dataclasses.field(default_factory=list)
+    glyph_prob_thw_f32: np.ndarray | None = None
 
 
 def shrink_frames(frames_thwc_u8: np.ndarray, size_hw: tuple[int, int],
@@ -149,7 +155,7 @@ def _line_shaped(labels: np.ndarray, count: int, stats: np.ndarray, seed_px: np.
 
 
 def _complete_boxes(kept_hw: np.ndarray, labels: np.ndarray, stats: np.ndarray, keep: np.ndarray,
-                    settings: DetectSettings, gray_hw: np.ndarray | None = None) -> None:
+                    settings: DetectSettings, gray_hw: np.ndarray | None = None) -> list[tuple[int, int, int, int]]:
     """A region that nearly fills its bounding rectangle is a caption box (or a dense
     line): its faint outer rim, where the box edge meets the picture, is where the
     segmenter is least sure, so the whole rectangle plus a rim is taken (in place).
@@ -158,22 +164,31 @@ def _complete_boxes(kept_hw: np.ndarray, labels: np.ndarray, stats: np.ndarray, 
 
     h, w = kept_hw.shape
     g = settings.box_rim_px
+    rects = []
     for label in np.flatnonzero(keep):
         x, y, bw, bh, area = (int(v) for v in stats[label, :5])
-        if area >= settings.box_fill * bw * bh:
-            kept_hw[max(0, y - g):min(h, y + bh + g), max(0, x - g):min(w, x + bw + g)] = 1.0
-        elif settings.find_boxes and gray_hw is not None:
-            for y0, y1, x0, x1 in find_boxes(gray_hw, labels == label, x, y, bw, bh):
-                kept_hw[max(0, y0 - g):min(h, y1 + g), max(0, x0 - g):min(w, x1 + g)] = 1.0
+        found = find_boxes(gray_hw, labels == label, x, y, bw, bh) if settings.find_boxes and gray_hw is not None else []
+        if not found and area >= settings.box_fill * bw * bh and gray_hw is None:
+            found = [(y, y + bh, x, x + bw)]
+        # A dense region without a box's straight sides is a dense line of glyphs (CJK,
+        # heavy outlines): its rectangle is not taken, the glyphs are.
+        for y0, y1, x0, x1 in found:
+            kept_hw[max(0, y0 - g):min(h, y1 + g), max(0, x0 - g):min(w, x1 + g)] = 1.0
+            rects.append((y0, y1, x0, x1))
+    return rects
 
 
 def _persistent(probs_khw: np.ndarray, settings: DetectSettings, lows_khw: np.ndarray | None = None,
-                highs_khw: np.ndarray | None = None, gray_khw: np.ndarray | None = None) -> np.ndarray:
+                highs_khw: np.ndarray | None = None, gray_khw: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int, int, int]]]]:
     """Zero every keyframe detection that no neighbouring keyframe supports, and drop
-    specks smaller than ``min_component_px``."""
+    specks smaller than ``min_component_px``. Returns (kept probabilities with boxes
+    filled, glyph-only probabilities, per keyframe the box rectangles filled)."""
     import cv2
 
     kept = np.zeros_like(probs_khw)
+    glyphs = np.zeros_like(probs_khw)
+    rects: list[list[tuple[int, int, int, int]]] = [[] for _ in range(probs_khw.shape[0])]
     grow = np.ones((3, 3), np.uint8)
     for k in range(probs_khw.shape[0]):
         neighbours = [probs_khw[j] for j in (k - 1, k + 1) if 0 <= j < probs_khw.shape[0]]
@@ -195,8 +210,10 @@ def _persistent(probs_khw: np.ndarray, settings: DetectSettings, lows_khw: np.nd
         if lows_khw is not None and highs_khw is not None:
             keep &= ~_moves_with_picture(labels, count, seeds, lows_khw[k], highs_khw[k], settings)
         kept[k] = np.where(keep[labels], probs_khw[k], 0.0)
-        _complete_boxes(kept[k], labels, stats, keep, settings, gray_khw[k] if gray_khw is not None else None)
-    return kept
+        glyphs[k] = kept[k]
+        rects[k] = _complete_boxes(kept[k], labels, stats, keep, settings,
+                                   gray_khw[k] if gray_khw is not None else None)
+    return kept, glyphs, rects
 
 
 def _per_frame(kept_khw: np.ndarray, keys: list[int], frames: int, reach: int) -> np.ndarray:
@@ -263,6 +280,42 @@ def detect_text(net, frames_thwc_u8: np.ndarray, settings: DetectSettings) -> De
     keys = keyframe_indices(frames, settings.detect_stride)
     small, gray = shrink_frames(frames_thwc_u8, size_hw, frames_read(frames, keys))
     probs, lows, highs = keyframe_probabilities(net, small, gray, keys)
-    kept = _persistent(probs, settings, lows, highs, gray[keys])
+    kept, glyphs, rects = _persistent(probs, settings, lows, highs, gray[keys])
     prob_thw = _per_frame(kept, keys, frames, settings.fade_reach)
-    return full_resolution_masks(prob_thw, (full_h, full_w), settings)
+    detection = full_resolution_masks(prob_thw, (full_h, full_w), settings)
+    if detection.box is not None and any(rects):
+        detection.glyph_prob_thw_f32 = _per_frame(glyphs, keys, frames, settings.fade_reach)
+        detection.boxes = _boxes_per_frame(rects, keys, frames, settings.fade_reach,
+                                           (full_h / gray.shape[1], full_w / gray.shape[2]))
+    return detection
+
+
+def _boxes_per_frame(rects_k: list[list[tuple[int, int, int, int]]], keys: list[int], frames: int, reach: int,
+                     scale_yx: tuple[float, float]) -> list[list[tuple[int, int, int, int]]]:
+    """Each frame's candidate box rectangles at full resolution: those of the keyframes its
+    mask came from (as ``_per_frame``), near-duplicates merged (lite_unblend snaps each to
+    the exact sides, or finds the box absent in that frame)."""
+    sy, sx = scale_yx
+    full = [[(int(y0 * sy), int(np.ceil(y1 * sy)), int(x0 * sx), int(np.ceil(x1 * sx))) for y0, y1, x0, x1 in rs]
+            for rs in rects_k]
+    out: list[list[tuple[int, int, int, int]]] = [[] for _ in range(frames)]
+    count = len(keys)
+    spans = [(0, 1, 0, frames)] if count == 1 else [
+        (max(0, i - reach), min(count, i + 2 + reach), keys[i], keys[i + 1] + 1) for i in range(count - 1)]
+    for lo, hi, t0, t1 in spans:
+        merged: list[tuple[int, int, int, int]] = []
+        for rect in (r for k in range(lo, hi) for r in full[k]):
+            if not any(_overlap(rect, other) > 0.7 for other in merged):
+                merged.append(rect)
+        for t in range(t0, t1):
+            out[t] = merged
+    return out
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """Intersection over union of two (y0, y1, x0, x1) rectangles."""
+    iy = max(0, min(a[1], b[1]) - max(a[0], b[0]))
+    ix = max(0, min(a[3], b[3]) - max(a[2], b[2]))
+    inter = iy * ix
+    union = (a[1] - a[0]) * (a[3] - a[2]) + (b[1] - b[0]) * (b[3] - b[2]) - inter
+    return inter / union if union else 0.0

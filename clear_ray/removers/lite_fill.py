@@ -31,6 +31,8 @@ class FillSettings:
     probe_px: int = 3  # width of the known ring around each hole used to check the borrowed fill
     ring_error: float = 5.0  # mean grey error on that ring above which the borrowed fill is distrusted
     carry_motion_px: float = 1.0  # unseen pixels moving less than this per frame reuse the previous fill
+    flow_refine_iters: int = 0  # DIS variational refinement (the "fast" preset has 5): most of the flow cost, no PSNR gain on dev
+    carry_ring_change: float = 2.5  # ...when the known ring around their hole changed less than this (grey levels)
     disagreement: float = 24.0  # past and future sightings further apart than this (grey levels) are both distrusted
 
 
@@ -100,7 +102,7 @@ FLOW_GUARD_PX = 6
 class _Flows:
     """Consecutive-frame flows of the crop at reduced size, holes completed."""
 
-    def __init__(self, crop_thwc_u8: np.ndarray, hole_thw: np.ndarray, scale: float):
+    def __init__(self, crop_thwc_u8: np.ndarray, hole_thw: np.ndarray, scale: float, refine_iters: int = 0):
         import cv2
 
         frames, hc, wc = hole_thw.shape
@@ -131,6 +133,7 @@ class _Flows:
             invalid[t] = h
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         dis.setFinestScale(0)  # flow at full (reduced-frame) resolution: sub-pixel accuracy matters for PSNR
+        dis.setVariationalRefinementIterations(refine_iters)
         self.to_prev: list[np.ndarray | None] = [None] * frames
         self.to_next: list[np.ndarray | None] = [None] * frames
         for t in np.flatnonzero(has_hole):
@@ -231,6 +234,23 @@ def _ring_distrust(frame_hwc_u8: np.ndarray, probe_hw: np.ndarray, hole_hw: np.n
     return bad[lab]
 
 
+def _ring_still(crop_thwc_u8: np.ndarray, probe_thw: np.ndarray, hole_thw: np.ndarray, t: int, ys: np.ndarray,
+                xs: np.ndarray, threshold: float) -> np.ndarray:
+    """For hole pixels (ys, xs) of frame ``t``: is the known ring of their probe component
+    (visible in frames t-1 and t) unchanged, within ``threshold`` grey levels on average?"""
+    import cv2
+
+    count, labels = cv2.connectedComponents(probe_thw[t].astype(np.uint8), connectivity=8)
+    ring = probe_thw[t] & ~hole_thw[t] & ~hole_thw[t - 1]
+    ry, rx = np.nonzero(ring)
+    change = np.abs(crop_thwc_u8[t, ry, rx].astype(np.float32) - crop_thwc_u8[t - 1, ry, rx]).mean(axis=1)
+    lab = labels[ry, rx]
+    sums = np.bincount(lab, weights=change, minlength=count)
+    n = np.bincount(lab, minlength=count)
+    still = (n > 0) & (sums <= threshold * np.maximum(n, 1))
+    return still[labels[ys, xs]]
+
+
 def _sample_sightings(crop_thwc_u8: np.ndarray, use: np.ndarray, k: np.ndarray, y: np.ndarray,
                       x: np.ndarray) -> np.ndarray:
     """(N, 3) float32 colours of the sightings with ``use``, 0 for the others (their weight is
@@ -267,7 +287,7 @@ def fill_holes(frames_thwc_u8: np.ndarray, hole_thw: np.ndarray, settings: FillS
     # 2. Flows; 3. both propagation passes, over the holes grown by a probe ring: the ring's
     # true pixels are known, so how well they are predicted tells whether to trust the rest.
     scale = min(1.0, settings.flow_short_side / float(min(full_h, full_w)))
-    flows = _Flows(crop, hole, scale)
+    flows = _Flows(crop, hole, scale, settings.flow_refine_iters)
     ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * settings.probe_px + 1,) * 2)
     probe = np.stack([cv2.dilate(h.astype(np.uint8), ring) > 0 if h.any() else h for h in hole])
     probe_px = [np.nonzero(p) for p in probe]
@@ -305,6 +325,9 @@ def fill_holes(frames_thwc_u8: np.ndarray, hole_thw: np.ndarray, settings: FillS
             inside = (qy >= 0) & (qy <= hole.shape[1] - 1) & (qx >= 0) & (qx <= hole.shape[2] - 1)
             # Only a still background reuses the previous fill; moving content is inpainted afresh.
             inside &= dy * dy + dx * dx < settings.carry_motion_px ** 2
+            # A still camera over a changing scene (someone walks behind the caption) must not
+            # freeze the old fill: the ring of known pixels around the hole shows the change.
+            inside &= _ring_still(crop, probe, hole, t, unseen_y, unseen_x, settings.carry_ring_change)
             carried = sample_bilinear(result, np.full(int(inside.sum()), t - 1), qy[inside], qx[inside])
             frame[unseen_y[inside], unseen_x[inside]] = np.clip(carried + 0.5, 0, 255).astype(np.uint8)
             unseen_y, unseen_x = unseen_y[~inside], unseen_x[~inside]
