@@ -70,6 +70,29 @@ def pin_threads(num_cpus: float) -> int:
     return threads
 
 
+def keep_freed_heap() -> None:
+    """Let this process reuse the memory of frames it freed instead of handing it back to
+    the kernel and faulting it in again for the next frame.
+
+    glibc serves every allocation above 128 KiB (a decoded 720p RGB frame is 2.7 MB) with
+    its own mmap and unmaps it on free, so each frame's pages were faulted in and zeroed
+    anew: a third of a chunk's decode time went to the kernel (12 chunks of a 720p clip:
+    5.9 s with 2.3 s of it in the kernel; with this and a reused chunk array, 3.0 s and
+    0.07 s). Frame-sized blocks now come from the heap, which keeps up to 256 MiB free.
+    No-op where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    mallopt(m_mmap_threshold, 64 << 20)
+    mallopt(m_trim_threshold, 256 << 20)
+
+
 class RemoverActor:
     """Callable class for ``map_batches(..., compute=ActorPoolStrategy(...))``."""
 
@@ -92,6 +115,11 @@ class RemoverActor:
         # Concurrent calls (actor_pool_concurrency) decode and stage side by side, but
         # only one chunk at a time is on the model.
         self._model_lock = threading.Lock()
+        # Each calling thread decodes its next chunk into its previous chunk's array: by
+        # then that chunk is staged and nothing refers to it (removers keep no state
+        # between chunks; the kept decoder holds its own frames, not this array).
+        self._chunk_arrays = threading.local()
+        keep_freed_heap()
         pin_threads(num_cpus)  # again: the backend may have imported torch
         log.info("remover %s loaded on %s", self.remover.name, self.device)
 
@@ -152,7 +180,8 @@ class RemoverActor:
             frames_thwc_u8 = decode(str(row["input_uri"]), chunk.start, chunk.stop, start_pts=int(row["start_pts"]),
                                     info=info, storage_options=self.storage_options, threads=self.threads,
                                     rgb="fast" if self.config.remover.composite else "accurate",
-                                    keep_decoder=True)  # this actor's next chunk of the video continues it
+                                    keep_decoder=True,  # this actor's next chunk of the video continues it
+                                    into=self._chunk_arrays.__dict__.pop("last", None))
             positions = chunk_source_indices(chunk) - chunk.start
             # Reflection padding needs a gather (a copy); an unpadded chunk is the decode itself.
             unpadded = np.array_equal(positions, np.arange(len(frames_thwc_u8)))
@@ -164,6 +193,7 @@ class RemoverActor:
                 result = type(result)(result.frames_thwc_u8, np.ones_like(result.mask_thw_f32))
             write_staged_chunk(staging.chunks_dir, chunk, result, storage_options=self.storage_options,
                                producer=self.producer)
+        self._chunk_arrays.last = frames_thwc_u8.base if frames_thwc_u8.base is not None else frames_thwc_u8
         return False
 
 

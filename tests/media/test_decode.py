@@ -332,3 +332,30 @@ def test_chunks_of_a_seekable_file_in_order_continue_one_decode(make_clip):
     # Backwards every range needs a seek: decoding from each chunk's keyframe costs more.
     seeks = decode_chunks(chunks[::-1])
     assert seeks > info.num_frames
+
+
+def test_chunks_decoded_into_the_previous_chunks_array_are_exact(make_clip):
+    """The remover actor decodes each chunk into its previous chunk's array: the frames are
+    the same as a fresh decode, they live in that array, and an array without room (fewer
+    frames, another size) is not written."""
+    from clear_ray.chunking import plan_chunks
+
+    path = make_clip("reuse.mp4", frames=40, preset="medium", gop=12)
+    info, pts = inspect(str(path))
+    reference_thwc_u8 = sequential_decode(path, info)
+    chunks = plan_chunks(info.num_frames, 13, 4)
+    array_thwc_u8 = None
+    for chunk in chunks:
+        got_thwc_u8 = decode(str(path), chunk.start, chunk.stop, start_pts=int(pts[chunk.start]), info=info,
+                             keep_decoder=True, into=array_thwc_u8)
+        assert np.array_equal(got_thwc_u8, reference_thwc_u8[chunk.start:chunk.stop]), chunk
+        if array_thwc_u8 is not None:
+            assert np.shares_memory(got_thwc_u8, array_thwc_u8), chunk
+        array_thwc_u8 = got_thwc_u8.base if got_thwc_u8.base is not None else got_thwc_u8
+
+    too_few = np.full((3, info.height, info.width, 3), 7, np.uint8)
+    other_size = np.full((13, info.height, info.width + 2, 3), 7, np.uint8)
+    for unusable in (too_few, other_size):
+        got_thwc_u8 = decode(str(path), 0, 13, start_pts=int(pts[0]), info=info, into=unusable)
+        assert np.array_equal(got_thwc_u8, reference_thwc_u8[:13])
+        assert not np.shares_memory(got_thwc_u8, unusable) and (unusable == 7).all()
