@@ -247,7 +247,14 @@ def test_a_run_that_loses_its_lease_stops_writing_and_exits_4(ray_cluster, make_
     # Another run takes DST over (as one whose clock ran ahead would): the holder must notice.
     now = time.time()
     thief = LeaseRecord(run_id="thief", host="elsewhere", pid=1, since=now, renewed_at=now, ttl_s=3)
-    (dst / "_lease.json").write_bytes(json.dumps(thief.__dict__).encode())
+    # Under the lease's lock, as a real taker's compare-and-swap: a bare write could land
+    # between the holder's heartbeat reading its lease and replacing it, and be overwritten.
+    import fcntl
+
+    with open(dst / "_lease.json.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        (dst / ".thief.tmp").write_bytes(json.dumps(thief.__dict__).encode())
+        os.replace(dst / ".thief.tmp", dst / "_lease.json")
     stdout, stderr = job.communicate(timeout=240)
     assert job.returncode == EXIT_LEASE_LOST, stdout[-2000:] + stderr[-3000:]
     ours = [line for line in stderr.splitlines() if line.startswith("clear-ray remove:")]
