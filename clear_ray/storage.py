@@ -44,7 +44,7 @@ def filesystem(uri: str, storage_options: dict[str, Any] | None = None):
     options = options_for(uri, storage_options)
     if not is_remote(uri):
         return fsspec.core.url_to_fs(uri, **options)
-    key = (os.getpid(), uri.split("://", 1)[0], _freeze(options))
+    key = (uri.split("://", 1)[0], _freeze(options))
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(key)
         if client is None:
@@ -56,6 +56,19 @@ def filesystem(uri: str, storage_options: dict[str, Any] | None = None):
 
 _CLIENTS: dict[tuple, Any] = {}
 _CLIENTS_LOCK = threading.Lock()
+
+
+def _forget_clients_in_child() -> None:
+    """After ``fork``: a new lock (another thread of the parent may have held the old one
+    at the fork, and nobody would ever release it in the child) and no clients (their
+    sockets and event loop belong to the parent)."""
+    global _CLIENTS, _CLIENTS_LOCK
+    _CLIENTS = {}
+    _CLIENTS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_forget_clients_in_child)
 
 
 def _freeze(value: Any) -> Any:

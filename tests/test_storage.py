@@ -42,3 +42,31 @@ def test_a_forked_child_makes_its_own_client(s3_server, s3_bucket):
         assert pipe.read() == b"own:from the parent"
     assert status == 0
     assert storage.filesystem(f"{s3_bucket}/x", options)[0] is parent_client
+
+
+def test_a_child_forked_while_another_thread_makes_a_client_does_not_hang(s3_server, s3_bucket):
+    """The fork copies the client lock as it is: held, when another thread of the parent
+    was making a client at that moment, and never released in the child."""
+    import signal
+    import time
+
+    options = s3_server.storage_options()
+    storage.filesystem(f"{s3_bucket}/y", options)[0].pipe_file(f"{s3_bucket[len('s3://'):]}/y", b"ok")
+    with storage._CLIENTS_LOCK:  # as if another thread were inside filesystem() now
+        child = os.fork()
+        if child == 0:
+            try:
+                client, path = storage.filesystem(f"{s3_bucket}/y", options)
+                os._exit(0 if client.cat_file(path) == b"ok" else 1)
+            finally:
+                os._exit(2)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+    raise AssertionError("the forked child hung on the client lock it inherited held")
