@@ -169,7 +169,7 @@ class LiteConfig(StrictModel):
     persist_threshold: float = Field(0.35, ge=0.0, lt=1.0,
                                      description="probability a neighbouring keyframe must show to confirm text")
     min_component_px: int = Field(20, ge=0, le=10_000, description="confident pixels a text region needs (working px)")
-    dilate_px: float = Field(0.75, ge=0.0, le=8.0, description="mask dilation in working-resolution pixels")
+    dilate_px: float = Field(0.0, ge=0.0, le=8.0, description="mask dilation in working-resolution pixels")
     feather_px: int = Field(1, ge=0, le=16, description="soft mask edge outside the dilated mask (full-res px)")
     flow_short_side: int = Field(270, ge=32, le=2160, description="short side (px) optical flow runs at")
     margin_frac: float = Field(0.06, ge=0.0, le=1.0, description="flow context around the text, x frame long side")

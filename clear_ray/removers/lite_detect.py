@@ -12,6 +12,9 @@
    (lite_box) and taken whole when found.
 4. Frames between keyframes take the union of the keyframes around them, widened by
    ``fade_reach`` keyframes (cues fade; their faint ends are drawn where the strong part is).
+   A region is then dropped from each frame that shows the picture rather than the text
+   there (``_shown_per_frame``): the frames between two cues reveal what the text hides, the
+   only place a still shot shows it, and must not be masked.
 5. The result is brought to full resolution inside its bounding box only, thresholded,
    dilated (anti-aliasing, outline and shadow fringes) and feathered by a few pixels.
 """
@@ -38,12 +41,14 @@ class DetectSettings:
     min_aspect: float = 1.5  # width / height of a caption line
     stroke_balance: tuple[float, float] = (0.45, 2.2)  # horizontal / vertical gradient energy
     fade_reach: int = 1  # keyframes a detection also covers before and after it (fades)
+    absent_change: float = 6.0  # grey levels a text-free keyframe must differ from the text by to judge frames
+    absent_alpha: float = 0.1  # text opacity (0 picture, 1 the keyframe's text) below which a frame lacks it
     box_fill: float = 0.8  # share of its bounding rectangle a region fills to count as a box
     box_rim_px: int = 2  # working pixels added around such a rectangle
     find_boxes: bool = True  # look for a caption box's straight sides around other regions (lite_box)
     still_picture: float = 3.0  # median grey change below which the picture counts as still
     still_text: float = 4.0  # grey change a static glyph core may show (codec noise)
-    dilate_px: float = 0.75  # in working-resolution pixels
+    dilate_px: float = 0.0  # in working-resolution pixels (the segmenter already covers fringes)
     feather_px: int = 1  # full-resolution soft edge outside the dilated mask
 
 
@@ -231,6 +236,88 @@ def _per_frame(kept_khw: np.ndarray, keys: list[int], frames: int, reach: int) -
     return out
 
 
+def _window(keys: list[int], frames: int, reach: int) -> list[range]:
+    """Per frame, the keyframe indices ``_per_frame`` took its union over."""
+    count = len(keys)
+    if count == 1:
+        return [range(0, 1)] * frames
+    out: list[range] = [range(0)] * frames
+    for i in range(count - 1):
+        for t in range(keys[i], keys[i + 1] + 1):
+            out[t] = range(max(0, i - reach), min(count, i + 2 + reach))
+    return out
+
+
+def _shown_per_frame(kept_khw: np.ndarray, keys: list[int], frames_thwc_u8: np.ndarray, small_thwc_u8: np.ndarray,
+                     gray_thw: np.ndarray, settings: DetectSettings) -> np.ndarray:
+    """``_per_frame``'s union of the keyframes around each frame, without the keyframe
+    regions the frame does not show. ``small_thwc_u8`` and ``gray_thw`` are
+    ``shrink_frames``' output for ``frames_read`` (other frames are shrunk here as needed).
+
+    A region one keyframe found may be gone from a frame whose union it is part of:
+    between two cues, or before a cue begins. For each
+    keyframe region that another keyframe of the window does not show (the text-free
+    reference, the one most unlike the region), the frame's grey levels on the region's
+    confident core are fitted as ``free + alpha * (text - free)``: alpha near 1 is the
+    text, near 0 the picture without it. The region stays where alpha is at least
+    ``absent_alpha``: faint fade frames and keyframes the segmenter missed keep it, a
+    colour change of the glyphs (karaoke) keeps it, and it is dropped only where the two
+    references differ by more than ``absent_change`` grey levels (else nothing can be told)."""
+    import cv2
+
+    frames, h, w = gray_thw.shape
+    out = np.zeros((frames, h, w), np.float32)
+    windows = _window(keys, frames, settings.fade_reach)
+    found_k = kept_khw > settings.low_threshold
+    # Per keyframe, its regions as (box slices, region mask, core mask), all within the box.
+    regions: list[list[tuple[tuple[slice, slice], np.ndarray, np.ndarray]]] = []
+    for k in range(len(keys)):
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(found_k[k].astype(np.uint8), connectivity=8)
+        pieces = []
+        for label in range(1, count):
+            x, y, bw, bh = (int(v) for v in stats[label, :4])
+            box = np.s_[y:y + bh, x:x + bw]
+            region = labels[box] == label
+            core = region & (kept_khw[k][box] > settings.threshold)
+            pieces.append((box, region, core if core.any() else region))
+        regions.append(pieces)
+    shrunk = set(frames_read(frames, keys))
+
+    def grey(t: int) -> np.ndarray:
+        if t not in shrunk:  # frames the detector did not read are shrunk on demand
+            if small_thwc_u8 is not frames_thwc_u8:  # (at working size already: they are the frames)
+                cv2.resize(frames_thwc_u8[t], (w, h), dst=small_thwc_u8[t], interpolation=cv2.INTER_AREA)
+            gray_thw[t] = cv2.cvtColor(small_thwc_u8[t], cv2.COLOR_RGB2GRAY)
+            shrunk.add(t)
+        return gray_thw[t]
+
+    for t in range(frames):
+        for k in windows[t]:
+            for box, region, core in regions[k]:
+                if keys[k] != t and not _shows_region(t, k, box, region, core, windows[t], keys, found_k, grey,
+                                                      settings):
+                    continue
+                np.maximum(out[t][box], np.where(region, kept_khw[k][box], np.float32(0)), out=out[t][box])
+    return out
+
+
+def _shows_region(t: int, k: int, box: tuple[slice, slice], region: np.ndarray, core: np.ndarray, window: range,
+                  keys: list[int], found_k: np.ndarray, grey, settings: DetectSettings) -> bool:
+    """Does frame ``t`` show keyframe ``k``'s region (see ``_shown_per_frame``)?"""
+    free = [j for j in window if j != k and not found_k[j][box][region].any()]
+    if not free:
+        return True
+    text = grey(keys[k])[box][core]
+    contrasts = [float(np.abs(grey(keys[j])[box][core] - text).mean()) for j in free]
+    best = int(np.argmax(contrasts))
+    if contrasts[best] <= settings.absent_change:
+        return True
+    reference = grey(keys[free[best]])[box][core]
+    span = text - reference
+    alpha = float(np.dot(grey(t)[box][core] - reference, span) / np.dot(span, span))
+    return alpha >= settings.absent_alpha
+
+
 def full_resolution_masks(prob_thw: np.ndarray, full_hw: tuple[int, int], settings: DetectSettings) -> Detection:
     import cv2
 
@@ -281,10 +368,11 @@ def detect_text(net, frames_thwc_u8: np.ndarray, settings: DetectSettings) -> De
     small, gray = shrink_frames(frames_thwc_u8, size_hw, frames_read(frames, keys))
     probs, lows, highs = keyframe_probabilities(net, small, gray, keys)
     kept, glyphs, rects = _persistent(probs, settings, lows, highs, gray[keys])
-    prob_thw = _per_frame(kept, keys, frames, settings.fade_reach)
+    prob_thw = _shown_per_frame(kept, keys, frames_thwc_u8, small, gray, settings)
     detection = full_resolution_masks(prob_thw, (full_h, full_w), settings)
     if detection.box is not None and any(rects):
-        detection.glyph_prob_thw_f32 = _per_frame(glyphs, keys, frames, settings.fade_reach)
+        glyph_prob_thw = _per_frame(glyphs, keys, frames, settings.fade_reach)
+        detection.glyph_prob_thw_f32 = np.where(prob_thw > 0, glyph_prob_thw, np.float32(0))
         detection.boxes = _boxes_per_frame(rects, keys, frames, settings.fade_reach,
                                            (full_h / gray.shape[1], full_w / gray.shape[2]))
     return detection
