@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import glob as globlib
 import hashlib
+import logging
+import os
 import posixpath
+import stat
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 from clear_ray import storage
+
+log = logging.getLogger(__name__)
 
 # Our own bookkeeping under DST; never treated as inputs when DST lies inside SRC.
 RESERVED_DIRS = ("_manifest", "_staging")
@@ -54,7 +59,13 @@ def list_inputs(src: str, extensions: Iterable[str], *, storage_options: dict | 
     excluded = storage.filesystem(exclude_prefix, storage_options)[1].rstrip("/") + "/" if exclude_prefix else None
     videos = []
     for name, info in listing.items():
-        if info.get("type") != "file" or not name.lower().endswith(extensions):
+        if not name.lower().endswith(extensions):
+            continue
+        if info.get("islink") and not storage.is_remote(src):
+            info = _link_target_info(name, info)
+        if info.get("type") != "file":
+            if info.get("islink"):
+                log.warning("skipping %s: a link to no file", name)
             continue
         if excluded and (name + "/").startswith(excluded):
             continue
@@ -69,6 +80,19 @@ def list_inputs(src: str, extensions: Iterable[str], *, storage_options: dict | 
         videos.append(InputVideo(uri=storage.to_uri(fs, name), rel_path=rel_path, size=size,
                                  version=version, fingerprint=fingerprint))
     return sorted(videos, key=lambda video: video.rel_path)
+
+
+def _link_target_info(name: str, info: dict[str, Any]) -> dict[str, Any]:
+    """A local symbolic link (fsspec lists it as type "other"): an input under the link's
+    name when it points to a file, with the target's size and mtime, so that a changed
+    target is processed again. Libraries of links into other disks are common."""
+    try:
+        target = os.stat(name)  # follows the link
+    except OSError:  # a broken link
+        return info
+    if not stat.S_ISREG(target.st_mode):
+        return info
+    return {**info, "type": "file", "size": target.st_size, "mtime": target.st_mtime}
 
 
 def _list(fs, path: str, src: str) -> tuple[str, dict[str, dict[str, Any]]]:

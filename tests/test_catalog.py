@@ -83,3 +83,24 @@ def test_ten_thousand_inputs_are_listed_without_touching_each_file(tmp_path, mon
     # (find() stats the entries and directories it walks: that is the listing itself.)
     assert [call for call in touched if str(call[1]).endswith(".mp4") and isinstance(call[1], str)] == []
     assert time.perf_counter() - started < 20
+
+
+def test_links_to_files_are_inputs_versioned_by_their_target(tmp_path):
+    library = _tree(tmp_path / "library")
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "linked.mp4").symlink_to(library / "a.mp4")
+    (src / "sub" / "other.mkv").symlink_to(library / "sub" / "b.MKV")
+    (src / "broken.mp4").symlink_to(tmp_path / "gone.mp4")
+    (src / "dir.mp4").symlink_to(library / "sub")  # a link to a directory is no video
+    videos = {v.rel_path: v for v in list_inputs(str(src), EXTENSIONS)}
+    assert sorted(videos) == ["linked.mp4", "sub/other.mkv"]
+    assert videos["linked.mp4"].uri == str(src / "linked.mp4")
+    assert videos["linked.mp4"].size == len(b"a.mp4")
+    later = time.time() + 5
+    os.utime(library / "a.mp4", (later, later))  # the target changes, the link does not
+    after = {v.rel_path: v for v in list_inputs(str(src), EXTENSIONS)}
+    assert after["linked.mp4"].fingerprint != videos["linked.mp4"].fingerprint
+    assert after["sub/other.mkv"].fingerprint == videos["sub/other.mkv"].fingerprint
+    [one] = list_inputs(str(src / "linked.mp4"), EXTENSIONS)  # a link as SRC itself
+    assert (one.rel_path, one.fingerprint) == ("linked.mp4", after["linked.mp4"].fingerprint)
