@@ -120,8 +120,7 @@ def test_a_still_shot_is_filled_from_the_frames_between_two_cues():
     assert (result.mask_thw_f32 > 0)[cue][:, text_hw].mean() > 0.95
     output = _composite(subtitled, result)
     lite_db = _psnr(output[cue], clean[cue], np.broadcast_to(region, clean[cue].shape[:3]))
-    # The pause gives the true background back (~56 dB; inpainting from the caption's
-    # surroundings alone gets ~25). Masks that united the keyframes around each frame
-    # also got it from the middle of this pause, which they left unmasked; in a shorter
-    # one they masked every frame.
+    # The pause gives the true background back (~56 dB here). Masks that united the
+    # keyframes around each frame also got it, from the middle of this pause, which they
+    # left unmasked (the mask check above is what fails for them).
     assert lite_db > 40.0, lite_db
