@@ -255,9 +255,9 @@ def _shown_per_frame(kept_khw: np.ndarray, keys: list[int], frames_thwc_u8: np.n
     ``shrink_frames``' output for ``frames_read`` (other frames are shrunk here as needed).
 
     A region one keyframe found may be gone from a frame whose union it is part of:
-    between two cues, or before a cue begins. For each
-    keyframe region that another keyframe of the window does not show (the text-free
-    reference, the one most unlike the region), the frame's grey levels on the region's
+    between two cues, or before a cue begins. For each keyframe region that another
+    keyframe of the window does not show (the text-free reference: of those, the one
+    most unlike the region), the frame's grey levels on the region's
     confident core are fitted as ``free + alpha * (text - free)``: alpha near 1 is the
     text, near 0 the picture without it. The region stays where alpha is at least
     ``absent_alpha``: faint fade frames and keyframes the segmenter missed keep it, a
