@@ -268,14 +268,19 @@ def read_staged_chunk(uri: str, *, storage_options: Mapping[str, Any] | None = N
 def read_staged_producer(uri: str, *, storage_options: Mapping[str, Any] | None = None) -> str | None:
     """The ``producer`` of the staged chunk at ``uri`` from its header alone (two small
     range reads, not the body); None when no chunk is staged there."""
+    from clear_ray.storage import retry
+
     fs, path = _filesystem(uri, storage_options)
     head = len(_MAGIC) + _PREFIX.size
     try:
-        prefix = fs.cat_file(path, start=0, end=head)
+        # Retried like every other storage call: an S3 restart while an actor checks a
+        # chunk must not fail the chunk's video (a missing chunk is an answer, not retried).
+        prefix = retry(fs.cat_file, path, start=0, end=head, what=f"read the header of {uri}")
         if len(prefix) < head or prefix[:len(_MAGIC)] != _MAGIC:
             raise StagingError(f"{uri}: not a clear_ray staged chunk")
         _, header_len = _PREFIX.unpack_from(prefix, len(_MAGIC))
-        header = json.loads(fs.cat_file(path, start=head, end=head + header_len))
+        header = json.loads(retry(fs.cat_file, path, start=head, end=head + header_len,
+                                  what=f"read the header of {uri}"))
     except FileNotFoundError:
         return None
     except (ValueError, TypeError) as error:

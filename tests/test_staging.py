@@ -179,3 +179,31 @@ def test_s3_write_read_list_delete(s3_server, s3_bucket):
     assert sorted(list_staged_chunks(staging_dir, storage_options=options)) == [c.index for c in chunks[1:]]
     delete_staged_dir(staging_dir, storage_options=options)
     assert list_staged_chunks(staging_dir, storage_options=options) == {}
+
+
+def test_the_producer_check_rides_out_an_s3_restart(tmp_path):
+    """An actor asks whether a chunk is staged before computing it; an S3 restart at that
+    moment must delay the answer, not fail the chunk's video (seen in CI: the whole video
+    failed with EndpointConnectionError while every other storage call was retried)."""
+    import threading
+    import time
+
+    from clear_ray.staging import read_staged_producer
+    from clear_ray.testing.s3_server import SeaweedS3
+
+    with SeaweedS3(data_dir=tmp_path / "s3-data") as server:  # its own server: this test stops it
+        options = server.storage_options()
+        server.filesystem().mkdir("restart")
+        chunk = plan_chunks(13, 13, 0)[0]
+        uri = write_staged_chunk("s3://restart/_staging/key/fp", chunk, _result(chunk), storage_options=options,
+                                 producer="remover-a")
+        server.stop_keeping_data()
+        down_at = time.monotonic()
+        # Longer than s3fs's own few seconds of connection retries, as the outage CI hit.
+        restarter = threading.Timer(12.0, server.start)
+        restarter.start()
+        try:
+            assert read_staged_producer(uri, storage_options=options) == "remover-a"
+        finally:
+            restarter.join()
+        assert time.monotonic() - down_at >= 12.0  # it was answered only after the restart

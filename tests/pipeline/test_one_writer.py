@@ -61,6 +61,9 @@ def _expected_chunks() -> int:
 
 
 def _assert_outputs_exact(fs, src: str, dst: str) -> None:
+    # The job wrote through other clients: a listing this client cached earlier (say, of DST
+    # after a first run that failed a video) would hide what the job wrote since.
+    fs.invalidate_cache()
     for name in SPECS:
         with fs.open(f"{src}/{name}", "rb") as source, fs.open(f"{dst}/{name}", "rb") as output:
             assert stream_signature(output) == stream_signature(source), name
