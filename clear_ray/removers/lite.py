@@ -22,7 +22,7 @@ from clear_ray.removers.base import RemovalResult
 if TYPE_CHECKING:
     from clear_ray.config import RemoverConfig
 
-VERSION = "lite-v3"
+VERSION = "lite-v3.1"  # v3.1: a tie between two exact caption boxes goes to the earlier frames
 
 
 class LiteRemover:
@@ -84,7 +84,7 @@ class LiteRemover:
 
     def remove(self, frames_thwc_u8: np.ndarray) -> RemovalResult:
         from clear_ray.removers.lite_detect import detect_text
-        from clear_ray.removers.lite_fill import fill_holes
+        from clear_ray.removers.lite_fill import fill_holes, fill_margin
 
         if frames_thwc_u8.dtype != np.uint8 or frames_thwc_u8.ndim != 4 or frames_thwc_u8.shape[-1] != 3:
             raise ValueError(f"lite needs uint8 frames (T,H,W,3), got {frames_thwc_u8.dtype} {frames_thwc_u8.shape}")
@@ -95,29 +95,62 @@ class LiteRemover:
         mask_thw_f32 = detection.mask_thw_f32
         if detection.box is None:
             return RemovalResult(frames_thwc_u8=frames_thwc_u8, mask_thw_f32=mask_thw_f32)
-        # The mask is zero outside the detection box: threshold only inside it.
+        # Everything after detection works on a crop: the detection box (which holds every
+        # mask pixel) plus the context the fill and the box fits read around it, not on
+        # full-frame intermediates (a chunk of 81 720p frames is 224 MB per RGB copy and 300 MB
+        # per float mask). The crop gives the whole frames' result, pixel for pixel.
+        frame_hw = frames_thwc_u8.shape[1:3]
+        rects = [r for rs in detection.boxes for r in rs] if self.config.unblend_boxes else []
+        work = _work_region(detection.box, rects, fill_margin(self.fill_settings, frame_hw) + _UNBLEND_CONTEXT_PX,
+                            frame_hw)
+        wy0, wy1, wx0, wx1 = work
         y0, y1, x0, x1 = detection.box
-        hole_thw = np.zeros(mask_thw_f32.shape, bool)
-        hole_thw[:, y0:y1, x0:x1] = mask_thw_f32[:, y0:y1, x0:x1] > 0
-        source = frames_thwc_u8
-        if self.config.unblend_boxes and detection.boxes:
+        inner = (slice(None), slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
+        hole_thw = np.zeros((frames_thwc_u8.shape[0], wy1 - wy0, wx1 - wx0), bool)
+        hole_thw[inner] = mask_thw_f32[:, y0:y1, x0:x1] > 0
+        source = frames_thwc_u8[:, wy0:wy1, wx0:wx1]
+        if rects:
             # Semi-transparent boxes are inverted; only their glyphs and side rings are filled.
-            source, recovered_thw = self._unblend(frames_thwc_u8, detection)
+            source, recovered_thw = self._unblend(source, detection, work, frame_hw)
             hole_thw &= ~recovered_thw
-        filled = fill_holes(source, hole_thw, self.fill_settings, box=detection.box)
+        filled = frames_thwc_u8.copy()
+        filled[:, wy0:wy1, wx0:wx1] = fill_holes(source, hole_thw, self.fill_settings, frame_hw=frame_hw,
+                                                 box=(y0 - wy0, y1 - wy0, x0 - wx0, x1 - wx0))
         return RemovalResult(frames_thwc_u8=filled, mask_thw_f32=mask_thw_f32)
 
-    def _unblend(self, frames_thwc_u8: np.ndarray, detection) -> tuple[np.ndarray, np.ndarray]:
+    def _unblend(self, crop_thwc_u8: np.ndarray, detection, work: tuple[int, int, int, int],
+                 frame_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Box inversion on the work region ``crop_thwc_u8`` of the frames: (un-blended crop,
+        bool crop of the pixels so recovered)."""
         import cv2
 
-        from clear_ray.removers.lite_detect import full_resolution_masks
+        from clear_ray.removers.lite_detect import masks_in_region
         from clear_ray.removers.lite_unblend import unblend_boxes
 
-        glyph = full_resolution_masks(detection.glyph_prob_thw_f32, frames_thwc_u8.shape[1:3],
-                                      self.detect_settings).mask_thw_f32 > 0
+        wy0, _, wx0, _ = work
+        glyph = masks_in_region(detection.glyph_prob_thw_f32, frame_hw, work, self.detect_settings) > 0
         # Outline, shadow and anti-aliasing reach past where the segmenter is sure.
-        grow = max(2, int(round(self.config.unblend_glyph_margin * frames_thwc_u8.shape[1])))
+        grow = max(2, int(round(self.config.unblend_glyph_margin * frame_hw[0])))
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
         for t in np.flatnonzero(glyph.any(axis=(1, 2))):
             glyph[t] = cv2.dilate(glyph[t].astype(np.uint8), disk) > 0
-        return unblend_boxes(frames_thwc_u8, detection.boxes, glyph, grow)
+        boxes = [[(ry0 - wy0, ry1 - wy0, rx0 - wx0, rx1 - wx0) for ry0, ry1, rx0, rx1 in rects]
+                 for rects in detection.boxes]
+        return unblend_boxes(crop_thwc_u8, boxes, glyph, grow)
+
+
+# Pixels around a caption box that lite_unblend may read: the exact side is looked for within
+# ``search_px`` (4) of the detected one and the fit reads up to 2 x (gap_px + band_px) (8)
+# beyond it; the rest is slack.
+_UNBLEND_CONTEXT_PX = 32
+
+
+def _work_region(box: tuple[int, int, int, int], rects: list[tuple[int, int, int, int]], context_px: int,
+                 frame_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The detection box and every candidate caption box, grown by ``context_px`` and
+    clipped to the frame: the only pixels the fill and the box inversion read."""
+    y0, y1, x0, x1 = box
+    for ry0, ry1, rx0, rx1 in rects:
+        y0, y1, x0, x1 = min(y0, ry0), max(y1, ry1), min(x0, rx0), max(x1, rx1)
+    return (max(0, y0 - context_px), min(frame_hw[0], y1 + context_px),
+            max(0, x0 - context_px), min(frame_hw[1], x1 + context_px))

@@ -318,47 +318,66 @@ def _shows_region(t: int, k: int, box: tuple[slice, slice], region: np.ndarray, 
     return alpha >= settings.absent_alpha
 
 
-def full_resolution_masks(prob_thw: np.ndarray, full_hw: tuple[int, int], settings: DetectSettings) -> Detection:
+def mask_box(prob_thw: np.ndarray, full_hw: tuple[int, int], settings: DetectSettings
+             ) -> tuple[int, int, int, int] | None:
+    """The full-resolution (y0, y1, x0, x1) box holding every pixel ``masks_in_region``
+    can set, dilation and feather included; None when no pixel is above ``low_threshold``."""
+    frames, h, w = prob_thw.shape
+    on_hw = (prob_thw > settings.low_threshold).any(axis=0)
+    if not on_hw.any():
+        return None
+    full_h, full_w = full_hw
+    sy, sx = full_h / h, full_w / w
+    grow_px = settings.dilate_px * max(sy, sx) + settings.feather_px + 2
+    ys, xs = np.nonzero(on_hw)
+    return (max(0, int(np.floor(ys.min() * sy - grow_px))), min(full_h, int(np.ceil((ys.max() + 1) * sy + grow_px))),
+            max(0, int(np.floor(xs.min() * sx - grow_px))), min(full_w, int(np.ceil((xs.max() + 1) * sx + grow_px))))
+
+
+def masks_in_region(prob_thw: np.ndarray, full_hw: tuple[int, int], region: tuple[int, int, int, int],
+                    settings: DetectSettings, out: np.ndarray | None = None) -> np.ndarray:
+    """The full-resolution soft masks of ``prob_thw`` inside ``region`` (y0, y1, x0, x1) only:
+    upsampled, thresholded, dilated and feathered, as (T, y1 - y0, x1 - x0) float32 (into
+    ``out``, zero-filled, when given). Only the region is ever touched: a chunk of 720p
+    frames is 300 MB as float32 masks, and fresh memory is slow to fault in."""
     import cv2
 
     frames, h, w = prob_thw.shape
     full_h, full_w = full_hw
-    mask = np.zeros((frames, full_h, full_w), np.float32)
-    on_thw = prob_thw > settings.low_threshold
-    if not on_thw.any():
-        return Detection(prob_thw, mask, None)
+    y0, y1, x0, x1 = region
+    if out is None:
+        out = np.zeros((frames, y1 - y0, x1 - x0), np.float32)
     sy, sx = full_h / h, full_w / w
-    grow_px = settings.dilate_px * max(sy, sx) + settings.feather_px + 2
-    ys, xs = np.nonzero(on_thw.any(axis=0))
-    y0 = max(0, int(np.floor(ys.min() * sy - grow_px)))
-    y1 = min(full_h, int(np.ceil((ys.max() + 1) * sy + grow_px)))
-    x0 = max(0, int(np.floor(xs.min() * sx - grow_px)))
-    x1 = min(full_w, int(np.ceil((xs.max() + 1) * sx + grow_px)))
-    # Working-pixel centres map to full-res centres; warpAffine upsamples only our box.
+    # Working-pixel centres map to full-res centres; warpAffine upsamples only the region.
     to_small = np.array([[1 / sx, 0, (x0 + 0.5) / sx - 0.5], [0, 1 / sy, (y0 + 0.5) / sy - 0.5]], np.float64)
-    radius = settings.dilate_px * max(sy, sx)
-    size = 2 * int(np.ceil(radius)) + 1
+    size = 2 * int(np.ceil(settings.dilate_px * max(sy, sx))) + 1
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
     feather = 2 * settings.feather_px + 1
+    on_t = (prob_thw > settings.low_threshold).any(axis=(1, 2))
     previous_t = None
-    for t in range(frames):
-        if not on_thw[t].any():
-            continue
+    for t in np.flatnonzero(on_t):
         # Frames between two keyframes share one probability map: upsample it once.
         if previous_t is not None and np.array_equal(prob_thw[t], prob_thw[previous_t]):
-            mask[t, y0:y1, x0:x1] = mask[previous_t, y0:y1, x0:x1]
+            out[t] = out[previous_t]
             continue
         previous_t = t
         up = cv2.warpAffine(prob_thw[t], to_small, (x1 - x0, y1 - y0),
                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
-        core = cv2.dilate((up > settings.low_threshold).astype(np.uint8), disk)
+        core = cv2.dilate((up > settings.low_threshold).astype(np.uint8), disk).astype(np.float32)
         if settings.feather_px > 0:
-            soft = cv2.blur(core.astype(np.float32), (feather, feather))
-            core_soft = np.maximum(core.astype(np.float32), np.clip(soft * 2.0, 0.0, 1.0))
-        else:
-            core_soft = core.astype(np.float32)
-        mask[t, y0:y1, x0:x1] = core_soft
-    return Detection(prob_thw, mask, (y0, y1, x0, x1))
+            soft = cv2.blur(core, (feather, feather))
+            np.maximum(core, np.clip(soft * 2.0, 0.0, 1.0), out=core)
+        out[t] = core
+    return out
+
+
+def full_resolution_masks(prob_thw: np.ndarray, full_hw: tuple[int, int], settings: DetectSettings) -> Detection:
+    mask = np.zeros((prob_thw.shape[0], *full_hw), np.float32)
+    box = mask_box(prob_thw, full_hw, settings)
+    if box is not None:
+        y0, y1, x0, x1 = box
+        masks_in_region(prob_thw, full_hw, box, settings, out=mask[:, y0:y1, x0:x1])
+    return Detection(prob_thw, mask, box)
 
 
 def detect_text(net, frames_thwc_u8: np.ndarray, settings: DetectSettings) -> Detection:

@@ -263,21 +263,30 @@ def _sample_sightings(crop_thwc_u8: np.ndarray, use: np.ndarray, k: np.ndarray, 
     return out
 
 
+def fill_margin(settings: FillSettings, frame_hw: tuple[int, int]) -> int:
+    """Pixels of context ``fill_holes`` takes around the holes in a frame of this size."""
+    return int(round(settings.margin_frac * max(frame_hw))) + 8
+
+
 def fill_holes(frames_thwc_u8: np.ndarray, hole_thw: np.ndarray, settings: FillSettings,
-               box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+               box: tuple[int, int, int, int] | None = None, frame_hw: tuple[int, int] | None = None) -> np.ndarray:
     """A copy of the frames with every hole pixel replaced (others untouched). ``box``
-    (y0, y1, x0, x1), when given, must hold every hole pixel: only it is searched."""
+    (y0, y1, x0, x1), when given, must hold every hole pixel: only it is searched.
+    ``frame_hw``: the whole frame's size when the frames are a crop of it (the context
+    margin and the flow's scale follow the whole frame; the crop must hold the holes plus
+    that margin, or the frame's edge)."""
     import cv2
 
     out = frames_thwc_u8.copy()
     frames, full_h, full_w = hole_thw.shape
+    frame_h, frame_w = frame_hw or (full_h, full_w)
     by0, by1, bx0, bx1 = box if box is not None else (0, full_h, 0, full_w)
     # 1. The box around all holes, with context for the flow.
     ys, xs = np.nonzero(hole_thw[:, by0:by1, bx0:bx1].any(axis=0))
     if ys.size == 0:
         return out
     ys, xs = ys + by0, xs + bx0
-    margin = int(round(settings.margin_frac * max(full_h, full_w))) + 8
+    margin = fill_margin(settings, (frame_h, frame_w))
     y0, y1 = max(0, ys.min() - margin), min(full_h, ys.max() + 1 + margin)
     x0, x1 = max(0, xs.min() - margin), min(full_w, xs.max() + 1 + margin)
     crop = frames_thwc_u8[:, y0:y1, x0:x1]
@@ -286,7 +295,7 @@ def fill_holes(frames_thwc_u8: np.ndarray, hole_thw: np.ndarray, settings: FillS
 
     # 2. Flows; 3. both propagation passes, over the holes grown by a probe ring: the ring's
     # true pixels are known, so how well they are predicted tells whether to trust the rest.
-    scale = min(1.0, settings.flow_short_side / float(min(full_h, full_w)))
+    scale = min(1.0, settings.flow_short_side / float(min(frame_h, frame_w)))
     flows = _Flows(crop, hole, scale, settings.flow_refine_iters)
     ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * settings.probe_px + 1,) * 2)
     probe = np.stack([cv2.dilate(h.astype(np.uint8), ring) > 0 if h.any() else h for h in hole])

@@ -55,7 +55,10 @@ class BoxBlend:
 
 
 def _gray(frame_hwc_u8: np.ndarray) -> np.ndarray:
-    return frame_hwc_u8.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    # Per pixel, not a matrix product: BLAS rounds by the array's layout, and a side that
+    # sits on a threshold must be judged alike in a whole frame and in a crop of it.
+    rgb = frame_hwc_u8.astype(np.float32)
+    return rgb[..., 0] * np.float32(0.299) + rgb[..., 1] * np.float32(0.587) + rgb[..., 2] * np.float32(0.114)
 
 
 def _refine_side(gray_hw: np.ndarray, at: int, lo: int, hi: int, axis: int, outward: int,
@@ -197,7 +200,9 @@ def estimate_blends(frames_thwc_u8: np.ndarray, rect: tuple[int, int, int, int],
     if not per_frame:
         return {}
     rects = [exact for exact, _ in per_frame.values()]
-    common = max(set(rects), key=rects.count)
+    # The most frequent; of equals, the earliest (not a set's order, which follows the
+    # coordinates' hashes: a crop of the frames must choose as the whole frames do).
+    common = max(rects, key=rects.count)
     members = [t for t, (exact, _) in per_frame.items() if exact == common]
     triples = {}
     for t in members:

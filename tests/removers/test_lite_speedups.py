@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from clear_ray.removers.lite_detect import frames_read, keyframe_indices, shrink_frames
+from clear_ray.removers.lite_detect import (
+    DetectSettings,
+    frames_read,
+    full_resolution_masks,
+    keyframe_indices,
+    masks_in_region,
+    shrink_frames,
+)
 from clear_ray.removers.lite_features import STABILITY_OFFSETS, stability_maps
-from clear_ray.removers.lite_fill import FillSettings, fill_holes, sample_bilinear
+from clear_ray.removers.lite_fill import FillSettings, fill_holes, fill_margin, sample_bilinear
 
 from tests.removers.test_lite_fill import _pan, _psnr
 
@@ -37,6 +44,40 @@ def test_box_hint_and_hole_free_frames_leave_the_fill_unchanged():
     assert np.array_equal(plain[~hole], damaged[~hole])
     assert _psnr(plain, clean, hole) > 25.0  # still borrowed from the frames around
     assert np.array_equal(fill_holes(damaged, np.zeros_like(hole), FillSettings(), box=(0, 96, 0, 128)), damaged)
+
+
+def test_filling_a_crop_around_the_holes_equals_filling_the_whole_frames():
+    """lite fills only a crop holding the holes plus the fill's context margin; told the
+    whole frame's size, the fill must give the whole-frame fill's pixels there."""
+    clean = _pan(step_px=3.0, frames=11)
+    hole = np.zeros(clean.shape[:3], bool)
+    hole[2:9, 40:52, 30:100] = True
+    damaged = clean.copy()
+    damaged[hole] = 255
+    whole = fill_holes(damaged, hole, FillSettings())
+    frame_hw = clean.shape[1:3]
+    margin = fill_margin(FillSettings(), frame_hw)
+    y0, y1, x0, x1 = 40 - margin - 3, 52 + margin + 3, 30 - margin - 1, 100 + margin + 1
+    crop = fill_holes(damaged[:, y0:y1, x0:x1], hole[:, y0:y1, x0:x1], FillSettings(), frame_hw=frame_hw)
+    assert np.array_equal(crop, whole[:, y0:y1, x0:x1])
+    assert _psnr(whole, clean, hole) > 25.0
+
+
+def test_masks_in_a_region_equal_the_full_frame_masks_there():
+    prob_thw = np.zeros((7, 30, 50), np.float32)
+    prob_thw[1:5, 20:25, 10:40] = np.linspace(0.3, 0.9, 30, dtype=np.float32)
+    prob_thw[3, 2:6, 5:9] = 0.8
+    settings = DetectSettings(dilate_px=1.0, feather_px=2)
+    full = full_resolution_masks(prob_thw, (120, 200), settings)
+    assert full.box is not None
+    for region in [full.box, (0, 120, 0, 200), (70, 110, 30, 170)]:
+        y0, y1, x0, x1 = region
+        assert np.array_equal(masks_in_region(prob_thw, (120, 200), region, settings),
+                              full.mask_thw_f32[:, y0:y1, x0:x1]), region
+    y0, y1, x0, x1 = full.box  # the box holds every mask pixel
+    outside = full.mask_thw_f32.copy()
+    outside[:, y0:y1, x0:x1] = 0
+    assert not outside.any() and full.mask_thw_f32[:, y0:y1, x0:x1].any()
 
 
 def test_sampling_one_frame_equals_sampling_it_among_others():

@@ -115,3 +115,28 @@ def test_settings_bound_the_opacity(footage):
     burned, glyph = _burn(footage, 0.7, (8.0, 8.0, 8.0))
     strict = UnblendSettings(max_opacity=0.6)
     assert estimate_blend(burned, RECT, _glyph_mask(glyph), strict) is None
+
+
+def test_a_tie_between_two_exact_boxes_is_broken_the_same_in_any_crop(footage):
+    """Half the frames show the box 3 px further right (a burner that jitters): the two
+    exact rectangles tie, and the fit takes the earlier frames' one. The choice must not
+    depend on where the frames sit (lite fits boxes on a crop around the text): it once
+    followed a set's order, i.e. the coordinates' hashes."""
+    from clear_ray.removers.lite_unblend import estimate_blends
+
+    y0, y1, x0, x1 = RECT
+    shifted = (y0, y1, x0 + 3, x1 + 3)
+    burned = []
+    for rect in [RECT] * 4 + [shifted] * 4:
+        out = footage.astype(np.float32)
+        ry0, ry1, rx0, rx1 = rect
+        out[ry0:ry1, rx0:rx1] = out[ry0:ry1, rx0:rx1] * 0.5 + 0.5 * 8.0
+        burned.append(np.clip(out + 0.5, 0, 255).astype(np.uint8))
+    frames = np.stack(burned)
+    chosen = set()
+    for top, left in [(0, 0), (1, 0), (0, 1), (7, 3), (20, 40), (33, 17), (50, 55), (64, 9)]:
+        found = estimate_blends(frames[:, top:, left:], (y0 - top, y1 - top, x0 + 1 - left, x1 + 1 - left), None)
+        assert sorted(found) == [0, 1, 2, 3], (top, left, sorted(found))
+        rect = found[0].rect
+        chosen.add((rect[0] + top, rect[1] + top, rect[2] + left, rect[3] + left))
+    assert chosen == {RECT}
