@@ -221,30 +221,31 @@ def _persistent(probs_khw: np.ndarray, settings: DetectSettings, lows_khw: np.nd
     return kept, glyphs, rects
 
 
+def _spans(keys: list[int], frames: int, reach: int) -> list[tuple[range, int, int]]:
+    """(keyframe indices, first frame, frame after last) per stretch of frames that take
+    their union over the same keyframes: the keyframes around them, widened by ``reach``
+    keyframes on each side. Neighbouring stretches share their keyframe; the later wins."""
+    count = len(keys)
+    if count == 1:
+        return [(range(0, 1), 0, frames)]
+    return [(range(max(0, i - reach), min(count, i + 2 + reach)), keys[i], keys[i + 1] + 1) for i in range(count - 1)]
+
+
 def _per_frame(kept_khw: np.ndarray, keys: list[int], frames: int, reach: int) -> np.ndarray:
     """Each frame takes the union of the keyframes around it, widened by ``reach``
     keyframes on each side: a cue fading in or out is faint at its ends, where the
     segmenter may miss it, but it is drawn at the place its full-strength frames show."""
     out = np.empty((frames,) + kept_khw.shape[1:], np.float32)
-    count = len(keys)
-    if count == 1:
-        out[:] = kept_khw[0]
-        return out
-    for i in range(count - 1):
-        lo, hi = max(0, i - reach), min(count, i + 2 + reach)
-        out[keys[i]:keys[i + 1] + 1] = kept_khw[lo:hi].max(axis=0)
+    for window, t0, t1 in _spans(keys, frames, reach):
+        out[t0:t1] = kept_khw[window.start:window.stop].max(axis=0)
     return out
 
 
 def _window(keys: list[int], frames: int, reach: int) -> list[range]:
     """Per frame, the keyframe indices ``_per_frame`` took its union over."""
-    count = len(keys)
-    if count == 1:
-        return [range(0, 1)] * frames
     out: list[range] = [range(0)] * frames
-    for i in range(count - 1):
-        for t in range(keys[i], keys[i + 1] + 1):
-            out[t] = range(max(0, i - reach), min(count, i + 2 + reach))
+    for window, t0, t1 in _spans(keys, frames, reach):
+        out[t0:t1] = [window] * (t1 - t0)
     return out
 
 
@@ -291,30 +292,46 @@ def _shown_per_frame(kept_khw: np.ndarray, keys: list[int], frames_thwc_u8: np.n
             shrunk.add(t)
         return gray_thw[t]
 
+    # The text-free reference of a region depends on its window only, not on the frame.
+    references: dict[tuple[int, int, range], tuple[np.ndarray, np.ndarray] | None] = {}
     for t in range(frames):
         for k in windows[t]:
-            for box, region, core in regions[k]:
-                if keys[k] != t and not _shows_region(t, k, box, region, core, windows[t], keys, found_k, grey,
-                                                      settings):
-                    continue
+            for piece, (box, region, core) in enumerate(regions[k]):
+                if keys[k] != t:
+                    key = (k, piece, windows[t])
+                    if key not in references:
+                        references[key] = _text_free_reference(k, box, region, core, windows[t], keys, found_k, grey,
+                                                               settings)
+                    reference = references[key]
+                    if reference is not None and not _shows_region(grey(t)[box][core], reference, settings):
+                        continue
                 np.maximum(out[t][box], np.where(region, kept_khw[k][box], np.float32(0)), out=out[t][box])
     return out
 
 
-def _shows_region(t: int, k: int, box: tuple[slice, slice], region: np.ndarray, core: np.ndarray, window: range,
-                  keys: list[int], found_k: np.ndarray, grey, settings: DetectSettings) -> bool:
-    """Does frame ``t`` show keyframe ``k``'s region (see ``_shown_per_frame``)?"""
+def _text_free_reference(k: int, box: tuple[slice, slice], region: np.ndarray, core: np.ndarray, window: range,
+                         keys: list[int], found_k: np.ndarray, grey, settings: DetectSettings
+                         ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(grey levels of the text-free reference on keyframe ``k``'s region core, text minus
+    reference there), or None when no keyframe of the window tells (none lacks the region,
+    or none differs from the text by more than ``absent_change``): the region is then kept."""
     free = [j for j in window if j != k and not found_k[j][box][region].any()]
     if not free:
-        return True
+        return None
     text = grey(keys[k])[box][core]
     contrasts = [float(np.abs(grey(keys[j])[box][core] - text).mean()) for j in free]
     best = int(np.argmax(contrasts))
     if contrasts[best] <= settings.absent_change:
-        return True
+        return None
     reference = grey(keys[free[best]])[box][core]
-    span = text - reference
-    alpha = float(np.dot(grey(t)[box][core] - reference, span) / np.dot(span, span))
+    return reference, text - reference
+
+
+def _shows_region(core_grey: np.ndarray, reference: tuple[np.ndarray, np.ndarray], settings: DetectSettings) -> bool:
+    """Does a frame whose grey levels on a region's core are ``core_grey`` show the region,
+    judged against its text-free ``reference`` (see ``_shown_per_frame``)?"""
+    free, span = reference
+    alpha = float(np.dot(core_grey - free, span) / np.dot(span, span))
     return alpha >= settings.absent_alpha
 
 
@@ -406,12 +423,9 @@ def _boxes_per_frame(rects_k: list[list[tuple[int, int, int, int]]], keys: list[
     full = [[(int(y0 * sy), int(np.ceil(y1 * sy)), int(x0 * sx), int(np.ceil(x1 * sx))) for y0, y1, x0, x1 in rs]
             for rs in rects_k]
     out: list[list[tuple[int, int, int, int]]] = [[] for _ in range(frames)]
-    count = len(keys)
-    spans = [(0, 1, 0, frames)] if count == 1 else [
-        (max(0, i - reach), min(count, i + 2 + reach), keys[i], keys[i + 1] + 1) for i in range(count - 1)]
-    for lo, hi, t0, t1 in spans:
+    for window, t0, t1 in _spans(keys, frames, reach):
         merged: list[tuple[int, int, int, int]] = []
-        for rect in (r for k in range(lo, hi) for r in full[k]):
+        for rect in (r for k in window for r in full[k]):
             if not any(_overlap(rect, other) > 0.7 for other in merged):
                 merged.append(rect)
         for t in range(t0, t1):
