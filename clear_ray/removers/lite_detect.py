@@ -339,7 +339,7 @@ def mask_box(prob_thw: np.ndarray, full_hw: tuple[int, int], settings: DetectSet
              ) -> tuple[int, int, int, int] | None:
     """The full-resolution (y0, y1, x0, x1) box holding every pixel ``masks_in_region``
     can set, dilation and feather included; None when no pixel is above ``low_threshold``."""
-    frames, h, w = prob_thw.shape
+    _, h, w = prob_thw.shape
     on_hw = (prob_thw > settings.low_threshold).any(axis=0)
     if not on_hw.any():
         return None
