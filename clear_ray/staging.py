@@ -95,7 +95,8 @@ def stage_result(chunk: Chunk, result: RemovalResult) -> StagedChunk:
         raise StagingError(f"chunk {chunk.index} has {chunk.length} frames but the result has "
                            f"{frames_thwc_u8.shape[0]}")
     real = real_frame_slice(chunk)
-    height, width = frames_thwc_u8.shape[1:3]
+    height, width = result.frame_hw or frames_thwc_u8.shape[1:3]
+    top, left = result.origin_yx  # boxes are kept in whole-frame coordinates
     staged = []
     for frame_hwc_u8, mask_hw_f32 in zip(frames_thwc_u8[real], mask_thw_f32[real]):
         # Box first, on the raw mask (NaN and negatives count as set and are then refused
@@ -109,7 +110,7 @@ def stage_result(chunk: Chunk, result: RemovalResult) -> StagedChunk:
         y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
         mask_crop = quantize_mask(mask_hw_f32[y0:y1, x0:x1])
         pixels = np.ascontiguousarray(frame_hwc_u8[y0:y1, x0:x1][mask_crop > 0])
-        staged.append(StagedFrame((y0, y1, x0, x1), mask_crop, pixels))
+        staged.append(StagedFrame((top + y0, top + y1, left + x0, left + x1), mask_crop, pixels))
     return StagedChunk(chunk=chunk, height=int(height), width=int(width), frames=tuple(staged))
 
 

@@ -81,6 +81,30 @@ def test_round_trip_is_lossless_and_drops_padding():
         staged.frame(chunk.stop)
 
 
+def test_a_result_for_one_region_stages_as_its_whole_frames_do():
+    (chunk,) = plan_chunks(7, 81, 16)
+    source = np.random.default_rng(3).integers(0, 256, (chunk.length, 48, 64, 3), dtype=np.uint8)
+    whole = _result(chunk, seed=4)
+    y0, y1, x0, x1 = 4, 25, 2, 63  # holds every mask pixel of _result
+    region = RemovalResult(whole.frames_thwc_u8[:, y0:y1, x0:x1], whole.mask_thw_f32[:, y0:y1, x0:x1],
+                           origin_yx=(y0, x0), frame_hw=(48, 64))
+    assert region.region == (y0, y1, x0, x1)
+    assert encode_staged_chunk(stage_result(chunk, region)) == encode_staged_chunk(stage_result(chunk, whole))
+    expanded = region.whole(source)
+    assert np.array_equal(expanded.mask_thw_f32, whole.mask_thw_f32)
+    touched = whole.mask_thw_f32 > 0
+    assert np.array_equal(expanded.frames_thwc_u8[touched], whole.frames_thwc_u8[touched])
+    outside = np.ones((48, 64), bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(expanded.frames_thwc_u8[:, outside], source[:, outside])
+    nothing = RemovalResult(source[:, :0, :0], np.zeros((chunk.length, 0, 0), np.float32), frame_hw=(48, 64))
+    assert all(frame.empty for frame in stage_result(chunk, nothing).frames)
+    with pytest.raises(ValueError, match="outside"):
+        RemovalResult(whole.frames_thwc_u8[:, :30], whole.mask_thw_f32[:, :30], origin_yx=(20, 0), frame_hw=(48, 64))
+    with pytest.raises(ValueError, match="frame_hw"):
+        RemovalResult(whole.frames_thwc_u8, whole.mask_thw_f32, origin_yx=(1, 0))
+
+
 def test_sizes_identity_tiny_band_small():
     chunk = plan_chunks(200, 21, 4)[3]
     height, width = 120, 160

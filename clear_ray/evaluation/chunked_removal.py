@@ -29,6 +29,7 @@ def run_chunked(remover, frames_thwc_u8: np.ndarray, chunk_size: int, overlap: i
         started = time.perf_counter()
         result = remover.remove(window)
         seconds += time.perf_counter() - started
+        result = result.whole(window)
         real = real_frame_slice(chunk)
         weighted_mask = result.mask_thw_f32[real] * weight[:, None, None].astype(np.float32)
         mix_thw[chunk.start:chunk.stop] += weighted_mask

@@ -190,7 +190,8 @@ class RemoverActor:
                 result = self.remover.remove(window_thwc_u8)
             if not self.config.remover.composite:
                 # --no-composite: the model's output is kept everywhere.
-                result = type(result)(result.frames_thwc_u8, np.ones_like(result.mask_thw_f32))
+                whole = result.whole(window_thwc_u8)
+                result = type(result)(whole.frames_thwc_u8, np.ones_like(whole.mask_thw_f32))
             write_staged_chunk(staging.chunks_dir, chunk, result, storage_options=self.storage_options,
                                producer=self.producer)
         self._chunk_arrays.last = frames_thwc_u8.base if frames_thwc_u8.base is not None else frames_thwc_u8

@@ -1,7 +1,8 @@
 """The one interface every subtitle remover implements.
 
 A remover sees one chunk of display-oriented RGB frames and returns replacement frames
-plus a soft mask of where it replaced something (1 = replaced, 0 = untouched). It never
+plus a soft mask of where it replaced something (1 = replaced, 0 = untouched), over whole
+frames or over the one region it changed. It never
 composites itself: the shared compositor in the stitch step blends
 ``source * (1 - mask) + frames * mask``, so every pixel outside the mask comes out as the
 decoded source pixel exactly, whatever the backend.
@@ -22,8 +23,14 @@ class RemoverSetupError(ValueError):
 
 @dataclass(frozen=True)
 class RemovalResult:
-    frames_thwc_u8: np.ndarray  # (T, H, W, 3) uint8, same shape as the input chunk
+    frames_thwc_u8: np.ndarray  # (T, H, W, 3) uint8, same shape as the input chunk (or the region)
     mask_thw_f32: np.ndarray  # (T, H, W) float32 in [0, 1]; 0 keeps the source pixel exactly
+    # A result may cover one region of the frames and leave the rest untouched (mask 0
+    # there): ``frame_hw`` is then the whole frame's size and ``origin_yx`` the region's
+    # top-left corner. A remover that changes a caption band of a 720p chunk returns just
+    # the band, instead of allocating and copying 81 whole frames that staging drops again.
+    origin_yx: tuple[int, int] = (0, 0)
+    frame_hw: tuple[int, int] | None = None  # None: the arrays are whole frames
 
     def __post_init__(self) -> None:
         frames, mask = self.frames_thwc_u8, self.mask_thw_f32
@@ -31,6 +38,34 @@ class RemovalResult:
             raise ValueError(f"frames must be uint8 (T,H,W,3), got {frames.dtype} {frames.shape}")
         if mask.dtype != np.float32 or mask.shape != frames.shape[:3]:
             raise ValueError(f"mask must be float32 {frames.shape[:3]}, got {mask.dtype} {mask.shape}")
+        if self.frame_hw is not None:
+            (y0, x0), (h, w) = self.origin_yx, self.frame_hw
+            if min(y0, x0) < 0 or y0 + frames.shape[1] > h or x0 + frames.shape[2] > w:
+                raise ValueError(f"a region of {frames.shape[1:3]} at {self.origin_yx} lies outside "
+                                 f"frames of {self.frame_hw}")
+        elif self.origin_yx != (0, 0):
+            raise ValueError("origin_yx needs frame_hw (the whole frame's size)")
+
+    @property
+    def region(self) -> tuple[int, int, int, int]:
+        """(y0, y1, x0, x1) of the frames this result covers."""
+        (y0, x0), (h, w) = self.origin_yx, self.frames_thwc_u8.shape[1:3]
+        return y0, y0 + h, x0, x0 + w
+
+    def whole(self, source_thwc_u8: np.ndarray) -> "RemovalResult":
+        """This result over whole frames: ``source_thwc_u8`` (the remover's input) outside
+        the region, where the mask is 0."""
+        if self.frame_hw is None:
+            return self
+        if source_thwc_u8.shape != (self.frames_thwc_u8.shape[0], *self.frame_hw, 3):
+            raise ValueError(f"source {source_thwc_u8.shape} does not match the result's frames "
+                             f"({self.frames_thwc_u8.shape[0]}, {self.frame_hw})")
+        y0, y1, x0, x1 = self.region
+        frames = source_thwc_u8.copy()
+        frames[:, y0:y1, x0:x1] = self.frames_thwc_u8
+        mask = np.zeros(source_thwc_u8.shape[:3], np.float32)
+        mask[:, y0:y1, x0:x1] = self.mask_thw_f32
+        return RemovalResult(frames, mask)
 
 
 @runtime_checkable

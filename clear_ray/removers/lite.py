@@ -92,14 +92,14 @@ class LiteRemover:
             raise ValueError(f"lite needs frames of at least 8x8 and one frame, got {frames_thwc_u8.shape}")
         net = self._setup()
         detection = detect_text(net, frames_thwc_u8, self.detect_settings)
-        mask_thw_f32 = detection.mask_thw_f32
-        if detection.box is None:
-            return RemovalResult(frames_thwc_u8=frames_thwc_u8, mask_thw_f32=mask_thw_f32)
+        frame_hw = frames_thwc_u8.shape[1:3]
+        if detection.box is None:  # an empty region: nothing changed
+            return RemovalResult(frames_thwc_u8[:, :0, :0], detection.box_mask_thw_f32, frame_hw=frame_hw)
         # Everything after detection works on a crop: the detection box (which holds every
         # mask pixel) plus the context the fill and the box fits read around it, not on
         # full-frame intermediates (a chunk of 81 720p frames is 224 MB per RGB copy and 300 MB
-        # per float mask). The crop gives the whole frames' result, pixel for pixel.
-        frame_hw = frames_thwc_u8.shape[1:3]
+        # per float mask; fresh memory is slow to fault in). The crop gives the whole frames'
+        # result, pixel for pixel, and the result is the detection box alone.
         rects = [r for rs in detection.boxes for r in rs] if self.config.unblend_boxes else []
         work = _work_region(detection.box, rects, fill_margin(self.fill_settings, frame_hw) + _UNBLEND_CONTEXT_PX,
                             frame_hw)
@@ -107,16 +107,16 @@ class LiteRemover:
         y0, y1, x0, x1 = detection.box
         inner = (slice(None), slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
         hole_thw = np.zeros((frames_thwc_u8.shape[0], wy1 - wy0, wx1 - wx0), bool)
-        hole_thw[inner] = mask_thw_f32[:, y0:y1, x0:x1] > 0
+        hole_thw[inner] = detection.box_mask_thw_f32 > 0
         source = frames_thwc_u8[:, wy0:wy1, wx0:wx1]
         if rects:
             # Semi-transparent boxes are inverted; only their glyphs and side rings are filled.
             source, recovered_thw = self._unblend(source, detection, work, frame_hw)
             hole_thw &= ~recovered_thw
-        filled = frames_thwc_u8.copy()
-        filled[:, wy0:wy1, wx0:wx1] = fill_holes(source, hole_thw, self.fill_settings, frame_hw=frame_hw,
-                                                 box=(y0 - wy0, y1 - wy0, x0 - wx0, x1 - wx0))
-        return RemovalResult(frames_thwc_u8=filled, mask_thw_f32=mask_thw_f32)
+        filled = fill_holes(source, hole_thw, self.fill_settings, frame_hw=frame_hw,
+                            box=(y0 - wy0, y1 - wy0, x0 - wx0, x1 - wx0))
+        return RemovalResult(np.ascontiguousarray(filled[inner]), detection.box_mask_thw_f32,
+                             origin_yx=(y0, x0), frame_hw=frame_hw)
 
     def _unblend(self, crop_thwc_u8: np.ndarray, detection, work: tuple[int, int, int, int],
                  frame_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

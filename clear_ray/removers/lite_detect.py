@@ -54,11 +54,13 @@ class DetectSettings:
 
 @dataclass
 class Detection:
-    """Working-resolution probabilities plus the full-resolution soft mask."""
+    """Working-resolution probabilities plus the full-resolution soft mask inside its box."""
 
     prob_thw_f32: np.ndarray  # (T, h, w) per-frame text probability after persistence
-    mask_thw_f32: np.ndarray  # (T, H, W) soft mask in [0, 1]; exactly 0 away from text
     box: tuple[int, int, int, int] | None  # (y0, y1, x0, x1) full-res box holding every mask pixel
+    # (T, y1 - y0, x1 - x0) soft mask in [0, 1] inside ``box`` (exactly 0 everywhere outside
+    # it); (T, 0, 0) when nothing was found.
+    box_mask_thw_f32: np.ndarray
     # Per frame, the caption-box rectangles (y0, y1, x0, x1; full resolution, approximate)
     # taken whole around a line, and the glyph-only probabilities (working resolution)
     # before the boxes were filled in: what lite_unblend needs to invert a box.
@@ -388,13 +390,12 @@ def masks_in_region(prob_thw: np.ndarray, full_hw: tuple[int, int], region: tupl
     return out
 
 
-def full_resolution_masks(prob_thw: np.ndarray, full_hw: tuple[int, int], settings: DetectSettings) -> Detection:
-    mask = np.zeros((prob_thw.shape[0], *full_hw), np.float32)
+def box_masks(prob_thw: np.ndarray, full_hw: tuple[int, int], settings: DetectSettings) -> Detection:
+    """The detection of ``prob_thw``: its full-resolution masks, made in their box only."""
     box = mask_box(prob_thw, full_hw, settings)
-    if box is not None:
-        y0, y1, x0, x1 = box
-        masks_in_region(prob_thw, full_hw, box, settings, out=mask[:, y0:y1, x0:x1])
-    return Detection(prob_thw, mask, box)
+    if box is None:
+        return Detection(prob_thw, None, np.zeros((prob_thw.shape[0], 0, 0), np.float32))
+    return Detection(prob_thw, box, masks_in_region(prob_thw, full_hw, box, settings))
 
 
 def detect_text(net, frames_thwc_u8: np.ndarray, settings: DetectSettings) -> Detection:
@@ -405,7 +406,7 @@ def detect_text(net, frames_thwc_u8: np.ndarray, settings: DetectSettings) -> De
     probs, lows, highs = keyframe_probabilities(net, small, gray, keys)
     kept, glyphs, rects = _persistent(probs, settings, lows, highs, gray[keys])
     prob_thw = _shown_per_frame(kept, keys, frames_thwc_u8, small, gray, settings)
-    detection = full_resolution_masks(prob_thw, (full_h, full_w), settings)
+    detection = box_masks(prob_thw, (full_h, full_w), settings)
     if detection.box is not None and any(rects):
         glyph_prob_thw = _per_frame(glyphs, keys, frames, settings.fade_reach)
         detection.glyph_prob_thw_f32 = np.where(prob_thw > 0, glyph_prob_thw, np.float32(0))

@@ -73,7 +73,11 @@ def test_lite_removes_most_text_on_a_generated_clip(lite, texted_clip):
     import cv2
 
     clean, subtitled, text_hw = texted_clip
-    result = lite.remove(subtitled)
+    band = lite.remove(subtitled)
+    # The result covers the caption's box, not whole frames (staging keeps no more).
+    y0, y1, x0, x1 = band.region
+    assert band.frame_hw == (HEIGHT, WIDTH) and (y1 - y0) * (x1 - x0) < 0.5 * HEIGHT * WIDTH, band.region
+    result = band.whole(subtitled)
     output = _composite(subtitled, result)
     region = np.broadcast_to(cv2.dilate(text_hw.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0, clean.shape[:3])
     input_db, lite_db = _psnr(subtitled, clean, region), _psnr(output, clean, region)
@@ -97,7 +101,7 @@ def test_lite_masks_a_whole_semi_transparent_caption_box(lite):
     darkened[:, box] *= 0.4
     out = darkened * (1 - fill[..., None]) + 255.0 * fill[..., None]
     subtitled = np.clip(out + 0.5, 0, 255).astype(np.uint8)
-    result = lite.remove(subtitled)
+    result = lite.remove(subtitled).whole(subtitled)
     masked = result.mask_thw_f32 > 0
     assert float(masked[:, box].mean()) > 0.97, float(masked[:, box].mean())
     # The rectangle (plus a rim of a few pixels for its blurred sides), not the frame.
@@ -111,7 +115,7 @@ def test_lite_masks_a_whole_semi_transparent_caption_box(lite):
 
 def test_lite_leaves_a_text_free_clip_unchanged(lite):
     clean = _panned_photo("coffee.png")
-    result = lite.remove(clean)
+    result = lite.remove(clean).whole(clean)
     assert float((result.mask_thw_f32 > 0).mean()) < 1e-3
     untouched = result.mask_thw_f32 == 0
     assert np.array_equal(result.frames_thwc_u8[untouched], clean[untouched])
@@ -120,7 +124,7 @@ def test_lite_leaves_a_text_free_clip_unchanged(lite):
 
 def test_lite_is_deterministic_and_keeps_shapes(lite, texted_clip):
     _, subtitled, _ = texted_clip
-    first, second = lite.remove(subtitled[:9]), lite.remove(subtitled[:9].copy())
+    first, second = (lite.remove(clip).whole(clip) for clip in (subtitled[:9], subtitled[:9].copy()))
     assert first.frames_thwc_u8.shape == subtitled[:9].shape and first.frames_thwc_u8.dtype == np.uint8
     assert first.mask_thw_f32.shape == subtitled[:9].shape[:3] and first.mask_thw_f32.dtype == np.float32
     assert 0.0 <= float(first.mask_thw_f32.min()) and float(first.mask_thw_f32.max()) <= 1.0

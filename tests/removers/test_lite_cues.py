@@ -111,7 +111,7 @@ def test_a_still_shot_is_filled_from_the_frames_between_two_cues():
     cue = np.zeros(frames, bool)
     cue[:13] = cue[29:] = True  # a pause over frames 13-28
     subtitled = np.where(cue[:, None, None, None], burned, clean)
-    result = LiteRemover(RemoverConfig(backend="lite")).remove(subtitled)
+    result = LiteRemover(RemoverConfig(backend="lite")).remove(subtitled).whole(subtitled)
 
     region = cv2.dilate(text_hw.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     masked_px = (result.mask_thw_f32 > 0)[:, region].sum(axis=1)

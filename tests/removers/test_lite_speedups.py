@@ -7,8 +7,8 @@ import numpy as np
 
 from clear_ray.removers.lite_detect import (
     DetectSettings,
+    box_masks,
     frames_read,
-    full_resolution_masks,
     keyframe_indices,
     masks_in_region,
     shrink_frames,
@@ -68,16 +68,20 @@ def test_masks_in_a_region_equal_the_full_frame_masks_there():
     prob_thw[1:5, 20:25, 10:40] = np.linspace(0.3, 0.9, 30, dtype=np.float32)
     prob_thw[3, 2:6, 5:9] = 0.8
     settings = DetectSettings(dilate_px=1.0, feather_px=2)
-    full = full_resolution_masks(prob_thw, (120, 200), settings)
-    assert full.box is not None
-    for region in [full.box, (0, 120, 0, 200), (70, 110, 30, 170)]:
+    whole = masks_in_region(prob_thw, (120, 200), (0, 120, 0, 200), settings)
+    detection = box_masks(prob_thw, (120, 200), settings)
+    assert detection.box is not None
+    for region in [detection.box, (70, 110, 30, 170)]:
         y0, y1, x0, x1 = region
         assert np.array_equal(masks_in_region(prob_thw, (120, 200), region, settings),
-                              full.mask_thw_f32[:, y0:y1, x0:x1]), region
-    y0, y1, x0, x1 = full.box  # the box holds every mask pixel
-    outside = full.mask_thw_f32.copy()
+                              whole[:, y0:y1, x0:x1]), region
+    y0, y1, x0, x1 = detection.box  # the box holds every mask pixel
+    assert np.array_equal(detection.box_mask_thw_f32, whole[:, y0:y1, x0:x1])
+    outside = whole.copy()
     outside[:, y0:y1, x0:x1] = 0
-    assert not outside.any() and full.mask_thw_f32[:, y0:y1, x0:x1].any()
+    assert not outside.any() and whole[:, y0:y1, x0:x1].any()
+    nothing = box_masks(np.zeros_like(prob_thw), (120, 200), settings)
+    assert nothing.box is None and nothing.box_mask_thw_f32.shape == (7, 0, 0)
 
 
 def test_sampling_one_frame_equals_sampling_it_among_others():
