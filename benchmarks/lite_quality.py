@@ -27,11 +27,12 @@ import time
 from pathlib import Path
 
 
-def job_config(src: Path, dst: Path, backend: str, lite_overrides: dict[str, str], address: str | None):
+def job_config(src: Path, dst: Path, backend: str, lite_overrides: dict[str, str], address: str | None,
+               job_overrides: dict[str, str] | None = None):
     from clear_ray.config import RemoveJobConfig, load_config
 
     overrides = {"src": str(src), "dst": str(dst), "remover.backend": backend, "force": True, "quiet": True,
-                 "ray.address": address}
+                 "ray.address": address, **(job_overrides or {})}
     overrides.update({f"remover.lite.{key}": value for key, value in lite_overrides.items()})
     return load_config(RemoveJobConfig, overrides=overrides)
 
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-quality", action="store_true", help="speed only")
     parser.add_argument("--address", default=None, help="Ray cluster (default: a local one)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="lite setting override")
+    parser.add_argument("--job-set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="job setting override for both backends (e.g. ray.num_cpus_per_actor=0.5)")
     args = parser.parse_args(argv)
 
     clips = [c for c in load_manifest(args.bench_dir)["clips"] if c["split"] == args.split]
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no {args.split} clips in {args.bench_dir}", file=sys.stderr)
         return 2
     lite_overrides = dict(item.split("=", 1) for item in args.set)
+    job_overrides = dict(item.split("=", 1) for item in args.job_set)
 
     with tempfile.TemporaryDirectory(prefix="lite-quality-") as work:
         work_dir = Path(work)
@@ -93,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         for round_index in range(args.rounds):
             fps = {}
             for backend in ("identity", "lite"):
-                config = job_config(src, work_dir / f"{backend}-{round_index}", backend, lite_overrides, args.address)
+                config = job_config(src, work_dir / f"{backend}-{round_index}", backend, lite_overrides, args.address,
+                                    job_overrides)
                 seconds, frames, outputs = timed_job(config)
                 fps[backend] = frames / seconds
                 if backend == "lite":

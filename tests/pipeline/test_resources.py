@@ -17,12 +17,18 @@ def _config(backend, **overrides):
 @pytest.mark.parametrize(("backend", "cluster", "overrides", "expected"), [
     # (actor_gpus, actor_cpus, max_actors, task_cpus) on a local cluster the job started
     ("clear", {"CPU": 32, "GPU": 4}, {}, (1.0, 1.0, 4, 1.0)),
-    ("lite", {"CPU": 32, "GPU": 4}, {}, (0.0, 1.0, 31, 1.0)),  # lite never takes a GPU
-    ("lite", {"CPU": 2, "GPU": 1}, {}, (0.0, 1.0, 1, 1.0)),
+    # A CPU backend gets one actor per core; the actors share the tasks' CPU.
+    ("lite", {"CPU": 32, "GPU": 4}, {}, (0.0, 0.9687, 32, 1.0)),  # lite never takes a GPU
+    ("lite", {"CPU": 2, "GPU": 1}, {}, (0.0, 0.5, 2, 1.0)),
+    ("lite", {"CPU": 6}, {}, (0.0, 0.8333, 6, 1.0)),
     ("identity", {"CPU": 1}, {}, (0.0, 0.5, 1, 0.5)),  # a 1-CPU cluster still plans and stitches
     ("clear", {"CPU": 16, "GPU": 2}, {"ray.num_gpus_per_actor": 0.5}, (0.5, 1.0, 4, 1.0)),
     ("clear", {"CPU": 16, "GPU": 8}, {"ray.max_actors": 3}, (1.0, 1.0, 3, 1.0)),
-    ("identity", {"CPU": 2}, {"ray.max_actors": 5}, (0.0, 1.0, 1, 1.0)),  # capped to what fits
+    ("identity", {"CPU": 2}, {"ray.max_actors": 5}, (0.0, 0.5, 2, 1.0)),  # capped to what fits
+    ("identity", {"CPU": 2}, {"ray.max_actors": 1}, (0.0, 1.0, 1, 1.0)),
+    # CPUs per actor set by the user: kept, and the tasks keep their CPU.
+    ("lite", {"CPU": 2}, {"ray.num_cpus_per_actor": 1}, (0.0, 1.0, 1, 1.0)),
+    ("lite", {"CPU": 8}, {"ray.num_cpus_per_actor": 2}, (0.0, 2.0, 3, 1.0)),
 ])
 def test_pool_on_a_fixed_local_cluster(backend, cluster, overrides, expected):
     plan = plan_resources(_config(backend, **overrides), cluster, fixed_size=True)
