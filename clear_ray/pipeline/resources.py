@@ -64,8 +64,8 @@ def plan_resources(config: RemoveJobConfig, cluster: dict[str, float], *, fixed_
         # CPU actors on a machine of their own: one per core, sharing the tasks' CPU. The
         # tasks need it only part of the time, and keeping it for them leaves it idle while
         # the actors are the bottleneck: lite on the 12 test clips, 2 cores, left 25 of
-        # ~110 CPU-s idle with one actor of 1 CPU (55.5 and 58.1 s), 2 with two actors of
-        # 0.5 CPU (48.3 and 46.1 s).
+        # ~110 CPU-s idle with one actor of 1 CPU, 2 with two actors of 0.5 CPU. (Wall time
+        # on this noisy VM: 57 -> 47 s in one interleaved run, 53 -> 55 s in another.)
         fits = max(1, int(cpus // actor_cpus))
         if ray_config.max_actors:
             fits = min(fits, ray_config.max_actors)
