@@ -354,18 +354,17 @@ def mask_box(prob_thw: np.ndarray, full_hw: tuple[int, int], settings: DetectSet
 
 
 def masks_in_region(prob_thw: np.ndarray, full_hw: tuple[int, int], region: tuple[int, int, int, int],
-                    settings: DetectSettings, out: np.ndarray | None = None) -> np.ndarray:
+                    settings: DetectSettings) -> np.ndarray:
     """The full-resolution soft masks of ``prob_thw`` inside ``region`` (y0, y1, x0, x1) only:
-    upsampled, thresholded, dilated and feathered, as (T, y1 - y0, x1 - x0) float32 (into
-    ``out``, zero-filled, when given). Only the region is ever touched: a chunk of 720p
-    frames is 300 MB as float32 masks, and fresh memory is slow to fault in."""
+    upsampled, thresholded, dilated and feathered, as (T, y1 - y0, x1 - x0) float32. Only
+    the region is ever made: a chunk of 720p frames is 300 MB as float32 masks, and fresh
+    memory is slow to fault in."""
     import cv2
 
     frames, h, w = prob_thw.shape
     full_h, full_w = full_hw
     y0, y1, x0, x1 = region
-    if out is None:
-        out = np.zeros((frames, y1 - y0, x1 - x0), np.float32)
+    out = np.zeros((frames, y1 - y0, x1 - x0), np.float32)
     sy, sx = full_h / h, full_w / w
     # Working-pixel centres map to full-res centres; warpAffine upsamples only the region.
     to_small = np.array([[1 / sx, 0, (x0 + 0.5) / sx - 0.5], [0, 1 / sy, (y0 + 0.5) / sy - 0.5]], np.float64)
